@@ -1,0 +1,188 @@
+//! [`MokaCache`]: the in-process cache backend on moka.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{
+    CacheBackend, CacheEntry, CacheHit, CacheKey, CacheLookup, CacheStats, Freshness, Tag, classify,
+};
+use crate::error::Result;
+use crate::model::TenantId;
+
+/// Per-entry overhead counted in the byte bound besides key and value.
+const ENTRY_OVERHEAD: usize = 96;
+
+/// The embedded default cache: a bounded moka cache with per-entry expiry and versioned tags.
+///
+/// Freshness is judged against the `now` each call passes (the facade's [`Clock`]), so tests
+/// drive it with a virtual clock. moka's own expiry — at each entry's `stale_until`, measured
+/// on the real clock from insertion — only reclaims memory. The byte bound covers keys, values
+/// and a fixed per-entry overhead; tag versions are kept per tenant and tag (a few per day of
+/// data), outside the bound.
+///
+/// [`Clock`]: crate::clock::Clock
+#[derive(Debug)]
+pub struct MokaCache {
+    entries: moka::sync::Cache<(TenantId, CacheKey), Arc<CacheEntry>>,
+    versions: RwLock<HashMap<TenantId, HashMap<Tag, u64>>>,
+    counters: Counters,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    stale_hits: AtomicU64,
+}
+
+struct ExpireAtStaleDeadline;
+
+impl moka::Expiry<(TenantId, CacheKey), Arc<CacheEntry>> for ExpireAtStaleDeadline {
+    fn expire_after_create(
+        &self,
+        _: &(TenantId, CacheKey),
+        entry: &Arc<CacheEntry>,
+        _: Instant,
+    ) -> Option<Duration> {
+        Some(
+            (entry.stale_until - entry.created_at)
+                .to_std()
+                .unwrap_or(Duration::ZERO),
+        )
+    }
+
+    fn expire_after_update(
+        &self,
+        key: &(TenantId, CacheKey),
+        entry: &Arc<CacheEntry>,
+        now: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        self.expire_after_create(key, entry, now)
+    }
+}
+
+impl MokaCache {
+    /// A cache holding at most about `max_bytes` of keys and values.
+    pub fn new(max_bytes: u64) -> Self {
+        let entries = moka::sync::Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(
+                |(tenant, key): &(TenantId, CacheKey), entry: &Arc<CacheEntry>| {
+                    let bytes = tenant.as_str().len()
+                        + key.as_str().len()
+                        + entry.value.len()
+                        + ENTRY_OVERHEAD;
+                    u32::try_from(bytes).unwrap_or(u32::MAX)
+                },
+            )
+            .expire_after(ExpireAtStaleDeadline)
+            .build();
+        Self {
+            entries,
+            versions: RwLock::default(),
+            counters: Counters::default(),
+        }
+    }
+
+    fn current_versions(&self, tenant: &TenantId, tags: &[Tag]) -> Vec<(Tag, u64)> {
+        let versions = self.versions.read().unwrap_or_else(PoisonError::into_inner);
+        let of_tenant = versions.get(tenant);
+        tags.iter()
+            .map(|t| {
+                (
+                    t.clone(),
+                    of_tenant.and_then(|v| v.get(t)).copied().unwrap_or(0),
+                )
+            })
+            .collect()
+    }
+
+    fn tags_current(&self, tenant: &TenantId, entry: &CacheEntry) -> bool {
+        let versions = self.versions.read().unwrap_or_else(PoisonError::into_inner);
+        let of_tenant = versions.get(tenant);
+        entry
+            .tags
+            .iter()
+            .all(|(tag, v)| of_tenant.and_then(|m| m.get(tag)).copied().unwrap_or(0) == *v)
+    }
+}
+
+impl Default for MokaCache {
+    /// 256 MiB.
+    fn default() -> Self {
+        Self::new(256 * 1024 * 1024)
+    }
+}
+
+#[async_trait]
+impl CacheBackend for MokaCache {
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        key: &CacheKey,
+        tags: &[Tag],
+        now: DateTime<Utc>,
+    ) -> Result<CacheLookup> {
+        let tag_versions = self.current_versions(tenant, tags);
+        let found = self.entries.get(&(tenant.clone(), key.clone()));
+        let hit = found.and_then(|entry| {
+            let freshness = classify(&entry, self.tags_current(tenant, &entry), now)?;
+            Some(CacheHit {
+                entry: (*entry).clone(),
+                freshness,
+            })
+        });
+        let counter = match hit.as_ref().map(|h| h.freshness) {
+            Some(Freshness::Fresh) => &self.counters.hits,
+            Some(Freshness::Stale | Freshness::Invalidated) => &self.counters.stale_hits,
+            None => &self.counters.misses,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok(CacheLookup { hit, tag_versions })
+    }
+
+    async fn set(
+        &self,
+        tenant: &TenantId,
+        key: &CacheKey,
+        entry: CacheEntry,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if entry.stale_until > now {
+            self.entries
+                .insert((tenant.clone(), key.clone()), Arc::new(entry));
+        }
+        Ok(())
+    }
+
+    async fn invalidate(&self, tenant: &TenantId, tags: &[Tag]) -> Result<()> {
+        let mut versions = self
+            .versions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let of_tenant = versions.entry(tenant.clone()).or_default();
+        for tag in tags {
+            *of_tenant.entry(tag.clone()).or_insert(0) += 1;
+        }
+        Ok(())
+    }
+
+    async fn stats(&self) -> Result<CacheStats> {
+        self.entries.run_pending_tasks();
+        Ok(CacheStats {
+            hits: self.counters.hits.load(Ordering::Relaxed),
+            misses: self.counters.misses.load(Ordering::Relaxed),
+            stale_hits: self.counters.stale_hits.load(Ordering::Relaxed),
+            hit_rate: 0.0,
+            entries: self.entries.entry_count(),
+            bytes: self.entries.weighted_size(),
+        }
+        .with_hit_rate())
+    }
+}

@@ -1,0 +1,184 @@
+//! Single flight: concurrent requests for the same key share one computation.
+//!
+//! The computation runs in its own tokio task, so it finishes (and fills the cache) even when
+//! every caller that asked for it is cancelled; its map entry is removed by a drop guard, so a
+//! panicking computation cannot leave a poisoned flight behind. Without a tokio runtime the work
+//! runs inline, unshared.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
+
+use crate::error::{Error, Result};
+
+type Flight<V> = Shared<BoxFuture<'static, Result<V>>>;
+
+pub(crate) struct SingleFlight<K, V> {
+    flights: Arc<Mutex<HashMap<K, Flight<V>>>>,
+}
+
+impl<K, V> Default for SingleFlight<K, V> {
+    fn default() -> Self {
+        Self {
+            flights: Arc::default(),
+        }
+    }
+}
+
+impl<K, V> std::fmt::Debug for SingleFlight<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SingleFlight").finish_non_exhaustive()
+    }
+}
+
+impl<K, V> SingleFlight<K, V>
+where
+    K: Clone + Eq + Hash + Send + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// Runs `work` unless a flight for `key` is under way, in which case joins it.
+    pub(crate) async fn run<F>(&self, key: K, work: F) -> Result<V>
+    where
+        F: Future<Output = Result<V>> + Send + 'static,
+    {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return work.await;
+        };
+        let flight = {
+            let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
+            match flights.get(&key) {
+                Some(flight) => flight.clone(),
+                None => {
+                    let guard = RemoveOnDrop {
+                        flights: self.flights.clone(),
+                        key: Some(key.clone()),
+                    };
+                    let task = runtime.spawn(async move {
+                        let _guard = guard;
+                        work.await
+                    });
+                    let flight = async move {
+                        task.await.unwrap_or_else(|e| {
+                            Err(Error::Internal(format!("computation failed: {e}")))
+                        })
+                    }
+                    .boxed()
+                    .shared();
+                    flights.insert(key, flight.clone());
+                    flight
+                }
+            }
+        };
+        flight.await
+    }
+
+    #[cfg(test)]
+    fn in_flight(&self) -> usize {
+        self.flights
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+struct RemoveOnDrop<K: Eq + Hash, V> {
+    flights: Arc<Mutex<HashMap<K, Flight<V>>>>,
+    key: Option<K>,
+}
+
+impl<K: Eq + Hash, V> Drop for RemoveOnDrop<K, V> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.flights
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::sync::oneshot;
+
+    #[tokio::test]
+    async fn concurrent_callers_share_one_run() {
+        let flights: Arc<SingleFlight<&'static str, u32>> = Arc::default();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (release, gate) = oneshot::channel::<()>();
+        let first = {
+            let (flights, runs) = (flights.clone(), runs.clone());
+            tokio::spawn(async move {
+                flights
+                    .run("k", async move {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        gate.await.ok();
+                        Ok(7)
+                    })
+                    .await
+            })
+        };
+        while flights.in_flight() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let runs2 = runs.clone();
+        let second = flights.run("k", async move {
+            runs2.fetch_add(1, Ordering::SeqCst);
+            Ok(8)
+        });
+        release.send(()).unwrap();
+        assert_eq!(second.await.unwrap(), 7);
+        assert_eq!(first.await.unwrap().unwrap(), 7);
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert_eq!(flights.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn survives_a_cancelled_caller() {
+        let flights: Arc<SingleFlight<&'static str, u32>> = Arc::default();
+        let (release, gate) = oneshot::channel::<()>();
+        let (done_tx, done_rx) = oneshot::channel::<()>();
+        let caller = {
+            let flights = flights.clone();
+            tokio::spawn(async move {
+                flights
+                    .run("k", async move {
+                        gate.await.ok();
+                        done_tx.send(()).ok();
+                        Ok(1)
+                    })
+                    .await
+            })
+        };
+        while flights.in_flight() == 0 {
+            tokio::task::yield_now().await;
+        }
+        caller.abort();
+        assert!(caller.await.unwrap_err().is_cancelled());
+        release.send(()).unwrap();
+        done_rx
+            .await
+            .expect("the computation ran to completion after its caller was cancelled");
+        while flights.in_flight() != 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_computation_is_an_error_and_is_forgotten() {
+        let flights: SingleFlight<&'static str, u32> = SingleFlight::default();
+        let err = flights
+            .run("k", async { panic!("boom") })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Internal(_)));
+        assert_eq!(flights.in_flight(), 0);
+        assert_eq!(flights.run("k", async { Ok(2) }).await.unwrap(), 2);
+    }
+}

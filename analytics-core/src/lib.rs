@@ -1,0 +1,64 @@
+//! # analytics-core
+//!
+//! The storage-agnostic core of the `analytics` library: answers analytics-dashboard questions —
+//! total events, unique users, events by type, time series by hour/day/week/month in any IANA
+//! timezone, top pages, device stats, A/B experiment variants — from pre-aggregated data, cached
+//! with versioned-tag invalidation and data-age TTL tiers.
+//!
+//! ```
+//! use analytics_core::{Analytics, model::{EventInput, TenantId}, query::SummaryRequest};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> analytics_core::Result<()> {
+//! let analytics = Analytics::in_memory();
+//! let tenant = TenantId::parse("acme")?;
+//! analytics
+//!     .ingest(&tenant, vec![EventInput {
+//!         user_id: Some("u1".into()),
+//!         event_type: Some("click".into()),
+//!         page: Some("/pricing".into()),
+//!         device: Some("mobile".into()),
+//!         timestamp: Some("2024-01-15T10:00:00Z".into()),
+//!         ..Default::default()
+//!     }])
+//!     .await?;
+//! let summary = analytics.summary(&tenant, &SummaryRequest::new("2024-01-01", "2024-01-31")).await?;
+//! assert_eq!(summary.body.total_events, 1);
+//! assert_eq!(summary.body.unique_users, 1);
+//! assert_eq!(summary.body.top_pages[0].page, "/pricing");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Map
+//! - [`model`]: validated events, experiments, tenants; [`query`]: requests, the validated
+//!   [`Query`](query::Query), the planner, [`Aggregates`](query::Aggregates) and the response.
+//! - [`reference`]: the executable definition of every metric.
+//! - [`store`]: the [`EventStore`](store::EventStore) contract and [`MemoryStore`](store::MemoryStore).
+//! - [`cache`]: the [`CacheBackend`](cache::CacheBackend) contract, TTL tiers and tags, the moka
+//!   backend.
+//! - [`Analytics`]: the facade. [`clock`]: injected time. [`Error`]: the one error type.
+//! - `testkit` (feature): the conformance suites every backend runs; `generator` (feature): a
+//!   seeded realistic event generator.
+//!
+//! ## Backends
+//! Embedded defaults here: [`MemoryStore`](store::MemoryStore) and, with the default `moka`
+//! feature, [`MokaCache`](cache::MokaCache). PostgreSQL and Redis adapters live in their own
+//! crates and pass the same conformance suites.
+//!
+//! ## Choices
+//! - Single flight is built on `futures-util`'s `Shared` plus a tokio task rather than moka's
+//!   `get_with`, because it must work in front of every cache backend, not only moka.
+//! - Event ids default to UUIDv7 so generated ids sort by time.
+
+pub mod analytics;
+pub mod cache;
+pub mod clock;
+pub mod error;
+pub mod model;
+pub mod query;
+pub mod reference;
+pub mod store;
+
+pub use analytics::{Analytics, AnalyticsBuilder, ChangeNotice};
+pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,547 @@
+//! Queries: what a dashboard asks ([`SummaryRequest`]), its validated form ([`Query`]), the plan
+//! a store executes ([`QueryPlan`]), and the [`Aggregates`] it answers with.
+
+pub mod aggregates;
+pub mod plan;
+pub mod summary;
+pub mod time;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+pub use aggregates::{Aggregates, VariantCounts, rank_counts};
+pub use plan::{BucketPlan, HourSpan, PlanSource, QueryPlan, SpanPlan};
+pub use summary::{LoadLevel, Summary, SummaryBody, SummaryMetadata};
+
+use crate::error::{Error, Result};
+use crate::model::event::{MIN_TIMESTAMP, truncate_to_micros};
+use crate::model::{Event, EventType, ExperimentId, TenantId, UserId};
+
+/// The most buckets a time series may have. An hourly series over a year (8,784 buckets) fits;
+/// larger requests get an error naming `groupBy` rather than an unbounded response.
+pub const MAX_BUCKETS: usize = 10_000;
+/// How many pages `topPages` lists.
+pub const TOP_PAGES: usize = 10;
+
+/// The width of a time-series bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Granularity {
+    /// Local clock hours.
+    Hour,
+    /// Local calendar days.
+    Day,
+    /// ISO weeks, starting Monday.
+    Week,
+    /// Calendar months.
+    Month,
+}
+
+impl Granularity {
+    /// All granularities, finest first.
+    pub const ALL: [Granularity; 4] = [Self::Hour, Self::Day, Self::Week, Self::Month];
+
+    /// The API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hour => "hour",
+            Self::Day => "day",
+            Self::Week => "week",
+            Self::Month => "month",
+        }
+    }
+
+    /// The next coarser granularity, if any (used by degradation under load).
+    pub fn coarser(self) -> Option<Self> {
+        match self {
+            Self::Hour => Some(Self::Day),
+            Self::Day => Some(Self::Week),
+            Self::Week => Some(Self::Month),
+            Self::Month => None,
+        }
+    }
+}
+
+impl FromStr for Granularity {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|g| g.as_str() == s)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "groupBy",
+                    format!("{s:?} is not one of hour, day, week, month"),
+                )
+            })
+    }
+}
+
+impl fmt::Display for Granularity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A non-empty half-open interval `[start, end)` of instants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TimeRange {
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+}
+
+impl TimeRange {
+    /// `[start, end)`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] on `endDate` unless `start < end`.
+    pub fn new(start: DateTime<Utc>, end: DateTime<Utc>) -> Result<Self> {
+        if start >= end {
+            return Err(Error::invalid("endDate", "must be after startDate"));
+        }
+        Ok(Self { start, end })
+    }
+
+    /// Inclusive start.
+    pub fn start(&self) -> DateTime<Utc> {
+        self.start
+    }
+
+    /// Exclusive end.
+    pub fn end(&self) -> DateTime<Utc> {
+        self.end
+    }
+
+    /// Whether `t` lies in the range.
+    pub fn contains(&self, t: DateTime<Utc>) -> bool {
+        self.start <= t && t < self.end
+    }
+
+    /// The overlap with `[start, end)`, if not empty.
+    pub fn clip(&self, start: DateTime<Utc>, end: DateTime<Utc>) -> Option<Self> {
+        Self::new(self.start.max(start), self.end.min(end)).ok()
+    }
+}
+
+/// Optional restrictions on which events a query counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Filters {
+    /// Only events of this type.
+    pub event_type: Option<EventType>,
+    /// Only events of this user.
+    pub user_id: Option<UserId>,
+    /// Only events of this experiment; adds per-variant results.
+    pub experiment_id: Option<ExperimentId>,
+}
+
+impl Filters {
+    /// Whether any filter is set.
+    pub fn is_empty(&self) -> bool {
+        self.event_type.is_none() && self.user_id.is_none() && self.experiment_id.is_none()
+    }
+
+    /// Whether `event` passes every filter. Part of the metric definitions: stores filtering
+    /// raw events use exactly this.
+    pub fn matches(&self, event: &Event) -> bool {
+        self.event_type
+            .as_ref()
+            .is_none_or(|t| *t == event.event_type)
+            && self
+                .user_id
+                .as_ref()
+                .is_none_or(|u| event.user_id.as_ref() == Some(u))
+            && self
+                .experiment_id
+                .as_ref()
+                .is_none_or(|x| event.experiment_id.as_ref() == Some(x))
+    }
+}
+
+/// A summary request as a dashboard sends it: strings, unvalidated, the seeds' field names.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SummaryRequest {
+    /// `YYYY-MM-DD` (start of that day in `timezone`) or an RFC 3339 instant (inclusive).
+    pub start_date: Option<String>,
+    /// `YYYY-MM-DD` (inclusive: through the end of that day) or an RFC 3339 instant (exclusive).
+    pub end_date: Option<String>,
+    /// `hour`, `day` (default), `week` or `month`.
+    pub group_by: Option<String>,
+    /// IANA timezone name; default `UTC`.
+    pub timezone: Option<String>,
+    /// Only this event type.
+    pub event_type: Option<String>,
+    /// Only this user.
+    pub user_id: Option<String>,
+    /// Only this experiment, with per-variant results.
+    pub experiment_id: Option<String>,
+    /// Count unique users exactly even where a store would estimate.
+    #[serde(default)]
+    pub exact: bool,
+    /// Bypass the cache read (the fresh answer is still cached).
+    #[serde(default)]
+    pub skip_cache: bool,
+}
+
+impl SummaryRequest {
+    /// A request for `[start_date, end_date]` with every option at its default.
+    pub fn new(start_date: impl Into<String>, end_date: impl Into<String>) -> Self {
+        Self {
+            start_date: Some(start_date.into()),
+            end_date: Some(end_date.into()),
+            ..Self::default()
+        }
+    }
+
+    /// Sets `groupBy`.
+    pub fn group_by(mut self, granularity: Granularity) -> Self {
+        self.group_by = Some(granularity.as_str().to_owned());
+        self
+    }
+
+    /// Sets `timezone`.
+    pub fn timezone(mut self, tz: impl Into<String>) -> Self {
+        self.timezone = Some(tz.into());
+        self
+    }
+
+    /// Sets `experimentId`.
+    pub fn experiment(mut self, id: impl Into<String>) -> Self {
+        self.experiment_id = Some(id.into());
+        self
+    }
+}
+
+/// A validated, normalized summary query. Construct with [`Query::parse`] or [`Query::new`];
+/// every `Query` that exists is valid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    tenant: TenantId,
+    range: TimeRange,
+    granularity: Granularity,
+    timezone: Tz,
+    filters: Filters,
+    conversion_event_type: EventType,
+    exact_unique_users: bool,
+    bucket_starts: Arc<[DateTime<Utc>]>,
+}
+
+impl Query {
+    /// Validates `request` for `tenant`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the first bad field (`startDate`, `endDate`, `groupBy`,
+    /// `timezone`, `eventType`, `userId`, `experimentId`).
+    pub fn parse(tenant: &TenantId, request: &SummaryRequest) -> Result<Self> {
+        let timezone: Tz = match &request.timezone {
+            None => Tz::UTC,
+            Some(name) => name.parse().map_err(|_| {
+                Error::invalid("timezone", format!("{name:?} is not an IANA timezone name"))
+            })?,
+        };
+        let start = parse_bound(request.start_date.as_deref(), "startDate", timezone, false)?;
+        let end = parse_bound(request.end_date.as_deref(), "endDate", timezone, true)?;
+        let granularity = request
+            .group_by
+            .as_deref()
+            .map(str::parse)
+            .transpose()?
+            .unwrap_or(Granularity::Day);
+        let filters = Filters {
+            event_type: request
+                .event_type
+                .as_deref()
+                .map(EventType::parse)
+                .transpose()?,
+            user_id: request.user_id.as_deref().map(UserId::parse).transpose()?,
+            experiment_id: request
+                .experiment_id
+                .as_deref()
+                .map(ExperimentId::parse)
+                .transpose()?,
+        };
+        let mut query = Self::new(
+            tenant.clone(),
+            TimeRange::new(start, end)?,
+            granularity,
+            timezone,
+            filters,
+        )?;
+        query.exact_unique_users = request.exact;
+        Ok(query)
+    }
+
+    /// A query from typed parts.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] on `startDate` before 1970, or on `groupBy` when the series would
+    /// exceed [`MAX_BUCKETS`].
+    pub fn new(
+        tenant: TenantId,
+        range: TimeRange,
+        granularity: Granularity,
+        timezone: Tz,
+        filters: Filters,
+    ) -> Result<Self> {
+        if range.start() < MIN_TIMESTAMP {
+            return Err(Error::invalid("startDate", "must not be before 1970-01-01"));
+        }
+        let range = TimeRange::new(
+            truncate_to_micros(range.start()),
+            truncate_to_micros(range.end()),
+        )?;
+        let starts = time::bucket_starts(
+            range.start(),
+            range.end(),
+            granularity,
+            timezone,
+            MAX_BUCKETS,
+        )?;
+        Ok(Self {
+            tenant,
+            range,
+            granularity,
+            timezone,
+            filters,
+            conversion_event_type: EventType::conversion(),
+            exact_unique_users: false,
+            bucket_starts: starts.into(),
+        })
+    }
+
+    /// The same query at another granularity.
+    ///
+    /// # Errors
+    /// As [`Query::new`].
+    pub fn with_granularity(&self, granularity: Granularity) -> Result<Self> {
+        let mut next = Self::new(
+            self.tenant.clone(),
+            self.range,
+            granularity,
+            self.timezone,
+            self.filters.clone(),
+        )?;
+        next.conversion_event_type = self.conversion_event_type.clone();
+        next.exact_unique_users = self.exact_unique_users;
+        Ok(next)
+    }
+
+    /// Sets the conversion event type of the filtered experiment (default `CONVERSION`).
+    pub fn with_conversion_event_type(mut self, event_type: EventType) -> Self {
+        self.conversion_event_type = event_type;
+        self
+    }
+
+    /// Requires exact unique-user counts.
+    pub fn with_exact_unique_users(mut self, exact: bool) -> Self {
+        self.exact_unique_users = exact;
+        self
+    }
+
+    /// The tenant queried.
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+    /// The half-open range queried.
+    pub fn range(&self) -> TimeRange {
+        self.range
+    }
+    /// The series granularity.
+    pub fn granularity(&self) -> Granularity {
+        self.granularity
+    }
+    /// The timezone of buckets and date bounds.
+    pub fn timezone(&self) -> Tz {
+        self.timezone
+    }
+    /// The filters.
+    pub fn filters(&self) -> &Filters {
+        &self.filters
+    }
+    /// The event type that counts as a conversion for the filtered experiment.
+    pub fn conversion_event_type(&self) -> &EventType {
+        &self.conversion_event_type
+    }
+    /// Whether unique users must be exact.
+    pub fn exact_unique_users(&self) -> bool {
+        self.exact_unique_users
+    }
+    /// The bucket starts of the series (see [`time::bucket_starts`]).
+    pub fn bucket_starts(&self) -> &[DateTime<Utc>] {
+        &self.bucket_starts
+    }
+
+    /// Whether `event` is counted by this query: the tenant, the range and the filters.
+    pub fn counts(&self, event: &Event) -> bool {
+        event.tenant_id == self.tenant
+            && self.range.contains(event.timestamp)
+            && self.filters.matches(event)
+    }
+
+    /// The canonical text of the normalized query: equal queries, however they were spelled,
+    /// have equal text. The cache key is its hash.
+    pub fn canonical(&self) -> String {
+        let opt = |v: Option<&str>| {
+            v.map(|s| format!("{}:{s}", s.len()))
+                .unwrap_or_else(|| "-".into())
+        };
+        format!(
+            "v1|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
+            self.tenant,
+            self.range.start().timestamp_micros(),
+            self.range.end().timestamp_micros(),
+            self.granularity,
+            self.timezone.name(),
+            opt(self.filters.event_type.as_ref().map(|v| v.as_str())),
+            opt(self.filters.user_id.as_ref().map(|v| v.as_str())),
+            opt(self.filters.experiment_id.as_ref().map(|v| v.as_str())),
+            self.conversion_event_type,
+            self.exact_unique_users,
+        )
+    }
+}
+
+fn parse_bound(raw: Option<&str>, field: &str, tz: Tz, is_end: bool) -> Result<DateTime<Utc>> {
+    let raw = raw.ok_or_else(|| Error::invalid(field, "is required"))?;
+    if let Ok(date) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+        let date = if is_end {
+            date.succ_opt()
+                .ok_or_else(|| Error::invalid(field, "is out of range"))?
+        } else {
+            date
+        };
+        return Ok(time::local_day_start(date, tz));
+    }
+    DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            Error::invalid(
+                field,
+                format!("{raw:?} is neither YYYY-MM-DD nor an RFC 3339 instant"),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant() -> TenantId {
+        TenantId::parse("t").unwrap()
+    }
+
+    #[test]
+    fn dates_are_whole_local_days_end_inclusive() {
+        let q = Query::parse(
+            &tenant(),
+            &SummaryRequest::new("2024-01-01", "2024-01-31").timezone("America/New_York"),
+        )
+        .unwrap();
+        assert_eq!(
+            q.range().start(),
+            "2024-01-01T05:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        assert_eq!(
+            q.range().end(),
+            "2024-02-01T05:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        assert_eq!(q.bucket_starts().len(), 31);
+        assert_eq!(q.granularity(), Granularity::Day);
+    }
+
+    #[test]
+    fn instants_are_half_open() {
+        let q = Query::parse(
+            &tenant(),
+            &SummaryRequest::new("2024-01-01T10:30:00Z", "2024-01-01T12:00:00+01:00")
+                .group_by(Granularity::Hour),
+        )
+        .unwrap();
+        assert_eq!(
+            q.range().end(),
+            "2024-01-01T11:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        assert_eq!(q.bucket_starts().len(), 1);
+    }
+
+    #[test]
+    fn bad_requests_name_the_field() {
+        let base = SummaryRequest::new("2024-01-01", "2024-01-02");
+        let cases = [
+            (
+                SummaryRequest {
+                    start_date: None,
+                    ..base.clone()
+                },
+                "startDate",
+            ),
+            (
+                SummaryRequest {
+                    end_date: Some("2024-13-01".into()),
+                    ..base.clone()
+                },
+                "endDate",
+            ),
+            (SummaryRequest::new("2024-01-05", "2024-01-01"), "endDate"),
+            (
+                SummaryRequest {
+                    group_by: Some("year".into()),
+                    ..base.clone()
+                },
+                "groupBy",
+            ),
+            (
+                SummaryRequest {
+                    timezone: Some("Mars/Olympus".into()),
+                    ..base.clone()
+                },
+                "timezone",
+            ),
+            (
+                SummaryRequest {
+                    event_type: Some("a b".into()),
+                    ..base.clone()
+                },
+                "eventType",
+            ),
+            (
+                SummaryRequest {
+                    experiment_id: Some(String::new()),
+                    ..base.clone()
+                },
+                "experimentId",
+            ),
+            (SummaryRequest::new("1969-01-01", "2024-01-01"), "startDate"),
+            (
+                SummaryRequest::new("2020-01-01", "2024-01-01").group_by(Granularity::Hour),
+                "groupBy",
+            ),
+        ];
+        for (request, field) in cases {
+            let err = Query::parse(&tenant(), &request).unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidInput { field: f, .. } if f == field),
+                "{request:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn canonical_text_ignores_spelling() {
+        let a = Query::parse(&tenant(), &SummaryRequest::new("2024-01-01", "2024-01-31")).unwrap();
+        let b = Query::parse(
+            &tenant(),
+            &SummaryRequest::new("2024-01-01T00:00:00Z", "2024-02-01T00:00:00+00:00")
+                .group_by(Granularity::Day),
+        )
+        .unwrap();
+        assert_eq!(a.canonical(), b.canonical());
+        let c = a.with_granularity(Granularity::Week).unwrap();
+        assert_ne!(a.canonical(), c.canonical());
+    }
+}

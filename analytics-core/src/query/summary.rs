@@ -1,0 +1,228 @@
+//! The response: seed 000's summary shape (camelCase), seed 004's `variants`, and `_metadata`.
+
+use std::collections::BTreeMap;
+
+use chrono::SecondsFormat;
+use serde::{Deserialize, Serialize};
+
+use super::{Aggregates, Granularity, Query};
+
+/// One entry of `eventsByType`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventTypeCount {
+    /// The event type.
+    pub event_type: String,
+    /// Events of that type.
+    pub count: u64,
+}
+
+/// One point of `timeSeriesData`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimePoint {
+    /// The bucket's start, RFC 3339 with the query timezone's offset (`Z` for UTC).
+    pub timestamp: String,
+    /// Events in the bucket (within the range).
+    pub count: u64,
+}
+
+/// One entry of `topPages`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageViews {
+    /// The page.
+    pub page: String,
+    /// Events on that page (of any type; named `views` as in seed 000).
+    pub views: u64,
+}
+
+/// One entry of `deviceStats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceShare {
+    /// The device class.
+    pub device: String,
+    /// Events from it.
+    pub count: u64,
+    /// Share of the events that name a device, in percent, rounded to two decimals.
+    pub percentage: f64,
+}
+
+/// One experiment variant's results (seed 004's shape).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VariantStats {
+    /// Events of the variant.
+    pub events: u64,
+    /// Distinct users of the variant.
+    pub users: u64,
+    /// Distinct users of the variant who converted.
+    pub conversions: u64,
+    /// `conversions / users` (0 when there are no users).
+    pub conversion_rate: f64,
+}
+
+/// The summary without per-response metadata: what the cache stores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SummaryBody {
+    /// Events in range.
+    pub total_events: u64,
+    /// Distinct non-anonymous users.
+    pub unique_users: u64,
+    /// Count per event type, largest first.
+    pub events_by_type: Vec<EventTypeCount>,
+    /// Every bucket of the range, zero-filled.
+    pub time_series_data: Vec<TimePoint>,
+    /// The ten pages with most events.
+    pub top_pages: Vec<PageViews>,
+    /// Events per device with shares.
+    pub device_stats: Vec<DeviceShare>,
+    /// Per-variant results when an experiment was queried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variants: Option<BTreeMap<String, VariantStats>>,
+    /// Whether `uniqueUsers` is an estimate (reported in `_metadata`).
+    #[serde(skip)]
+    pub unique_users_approximate: bool,
+}
+
+impl SummaryBody {
+    /// Derives the response body from a store's aggregates for `query`.
+    pub fn assemble(aggregates: &Aggregates, query: &Query) -> Self {
+        let tz = query.timezone();
+        let device_total: u64 = aggregates.devices.iter().map(|(_, n)| n).sum();
+        Self {
+            total_events: aggregates.total_events,
+            unique_users: aggregates.unique_users,
+            events_by_type: aggregates
+                .events_by_type
+                .iter()
+                .map(|(t, n)| EventTypeCount {
+                    event_type: t.to_string(),
+                    count: *n,
+                })
+                .collect(),
+            time_series_data: query
+                .bucket_starts()
+                .iter()
+                .zip(&aggregates.time_series)
+                .map(|(start, n)| TimePoint {
+                    timestamp: start
+                        .with_timezone(&tz)
+                        .to_rfc3339_opts(SecondsFormat::Secs, true),
+                    count: *n,
+                })
+                .collect(),
+            top_pages: aggregates
+                .top_pages
+                .iter()
+                .map(|(p, n)| PageViews {
+                    page: p.to_string(),
+                    views: *n,
+                })
+                .collect(),
+            device_stats: aggregates
+                .devices
+                .iter()
+                .map(|(d, n)| DeviceShare {
+                    device: d.to_string(),
+                    count: *n,
+                    percentage: percent(*n, device_total),
+                })
+                .collect(),
+            variants: aggregates.variants.as_ref().map(|variants| {
+                variants
+                    .iter()
+                    .map(|(key, c)| {
+                        let rate = if c.users == 0 {
+                            0.0
+                        } else {
+                            c.conversions as f64 / c.users as f64
+                        };
+                        let stats = VariantStats {
+                            events: c.events,
+                            users: c.users,
+                            conversions: c.conversions,
+                            conversion_rate: rate,
+                        };
+                        (key.to_string(), stats)
+                    })
+                    .collect()
+            }),
+            unique_users_approximate: aggregates.unique_users_approximate,
+        }
+    }
+}
+
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        return 0.0;
+    }
+    (part as f64 * 10_000.0 / whole as f64).round() / 100.0
+}
+
+/// How loaded the service is (see the resilience module); reported with every answer.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum LoadLevel {
+    /// Everything served normally.
+    #[default]
+    Normal,
+    /// Cached answers preferred.
+    Elevated,
+    /// Granularity coarsened, costly breakdowns dropped for low priorities.
+    High,
+    /// Only cached answers or the highest priorities.
+    Critical,
+}
+
+/// `_metadata`: how this answer was produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SummaryMetadata {
+    /// Load level when answering.
+    pub load_level: LoadLevel,
+    /// Served from the cache.
+    pub cached: bool,
+    /// Served past its freshness (fallback or stale-while-revalidate).
+    pub stale: bool,
+    /// Age of the served data in milliseconds, when cached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub age_ms: Option<u64>,
+    /// Time taken, in milliseconds (fractional).
+    pub response_time: f64,
+    /// Granularity of `timeSeriesData` (may be coarser than asked when degraded).
+    pub granularity: Granularity,
+    /// The timezone of buckets and date bounds.
+    pub timezone: String,
+    /// What was degraded to answer, if anything.
+    pub degraded: Vec<String>,
+    /// Whether `uniqueUsers` is an estimate.
+    pub unique_users_approximate: bool,
+}
+
+/// A summary response: the body plus `_metadata`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// The numbers.
+    #[serde(flatten)]
+    pub body: SummaryBody,
+    /// How they were produced.
+    #[serde(rename = "_metadata")]
+    pub metadata: SummaryMetadata,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentages_round_to_two_decimals() {
+        assert_eq!(percent(1, 3), 33.33);
+        assert_eq!(percent(2, 3), 66.67);
+        assert_eq!(percent(0, 0), 0.0);
+    }
+}

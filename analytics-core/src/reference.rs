@@ -1,0 +1,205 @@
+//! The reference aggregation: the executable definition of every metric.
+//!
+//! A plain fold over raw events, written to be obviously right rather than fast. Every store is
+//! tested against it on generated data by the conformance suite; a store is correct when it
+//! agrees with this, not when its own tests pass.
+//!
+//! Definitions, for events of the query's tenant with `start <= timestamp < end` that pass the
+//! filters:
+//! - `total_events`: how many there are;
+//! - `unique_users`: distinct non-anonymous `user_id`s (anonymous events count only in totals);
+//! - `events_by_type`, `devices`: counts per value, ranked by [`rank_counts`]; events without a
+//!   device are not in `devices`;
+//! - `time_series`: count per bucket of [`Query::bucket_starts`] (an event belongs to the last
+//!   bucket starting at or before it), every bucket present, zero-filled;
+//! - `top_pages`: the [`TOP_PAGES`] pages with most events of any type, ranked;
+//! - `variants` (only when filtering on an experiment): per variant of events carrying that
+//!   experiment and a variant — `events`, distinct `users`, and `conversions`: distinct users
+//!   with an event of the query's conversion event type in that variant.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use crate::model::{Event, UserId, VariantKey};
+use crate::query::{Aggregates, Query, TOP_PAGES, VariantCounts, rank_counts, time};
+
+/// Aggregates `events` (of any tenants) for `query`, by definition.
+pub fn aggregate<'a>(events: impl IntoIterator<Item = &'a Event>, query: &Query) -> Aggregates {
+    let starts = query.bucket_starts();
+    let mut total = 0;
+    let mut users = HashSet::new();
+    let mut by_type = HashMap::new();
+    let mut pages = HashMap::new();
+    let mut devices = HashMap::new();
+    let mut series = vec![0u64; starts.len()];
+    let mut variants: BTreeMap<VariantKey, VariantTally> = BTreeMap::new();
+
+    for event in events.into_iter().filter(|e| query.counts(e)) {
+        total += 1;
+        if let Some(user) = &event.user_id {
+            users.insert(user.clone());
+        }
+        *by_type.entry(event.event_type.clone()).or_insert(0) += 1;
+        if let Some(page) = &event.page {
+            *pages.entry(page.clone()).or_insert(0) += 1;
+        }
+        if let Some(device) = &event.device {
+            *devices.entry(device.clone()).or_insert(0) += 1;
+        }
+        series[time::bucket_index(starts, event.timestamp)] += 1;
+        if query.filters().experiment_id.is_some()
+            && let Some(variant) = &event.variant
+        {
+            let tally = variants.entry(variant.clone()).or_default();
+            tally.events += 1;
+            if let Some(user) = &event.user_id {
+                tally.users.insert(user.clone());
+                if event.event_type == *query.conversion_event_type() {
+                    tally.converted.insert(user.clone());
+                }
+            }
+        }
+    }
+
+    Aggregates {
+        total_events: total,
+        unique_users: users.len() as u64,
+        unique_users_approximate: false,
+        events_by_type: rank_counts(by_type, None),
+        time_series: series,
+        top_pages: rank_counts(pages, Some(TOP_PAGES)),
+        devices: rank_counts(devices, None),
+        variants: query.filters().experiment_id.as_ref().map(|_| {
+            variants
+                .into_iter()
+                .map(|(key, t)| {
+                    let counts = VariantCounts {
+                        events: t.events,
+                        users: t.users.len() as u64,
+                        conversions: t.converted.len() as u64,
+                    };
+                    (key, counts)
+                })
+                .collect()
+        }),
+    }
+}
+
+#[derive(Default)]
+struct VariantTally {
+    events: u64,
+    users: HashSet<UserId>,
+    converted: HashSet<UserId>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{EventId, EventInput, TenantId};
+    use crate::query::{Granularity, SummaryRequest};
+    use chrono::{DateTime, Utc};
+    use serde_json::json;
+
+    fn event(tenant: &str, value: serde_json::Value) -> Event {
+        let input: EventInput = serde_json::from_value(value).unwrap();
+        let now: DateTime<Utc> = "2030-01-01T00:00:00Z".parse().unwrap();
+        Event::from_input(input, &TenantId::parse(tenant).unwrap(), now).unwrap()
+    }
+
+    #[test]
+    fn worked_example() {
+        let events = vec![
+            event(
+                "a",
+                json!({"id": "1", "userId": "u1", "eventType": "click", "page": "/", "device": "desktop", "timestamp": "2024-01-01T10:00:00Z"}),
+            ),
+            event(
+                "a",
+                json!({"id": "2", "userId": "u1", "eventType": "view", "page": "/", "device": "mobile", "timestamp": "2024-01-02T10:00:00Z"}),
+            ),
+            event(
+                "a",
+                json!({"id": "3", "eventType": "view", "page": "/b", "timestamp": "2024-01-02T11:00:00Z"}),
+            ),
+            event(
+                "a",
+                json!({"id": "4", "userId": "u2", "eventType": "view", "timestamp": "2024-01-04T00:00:00Z"}),
+            ),
+            event(
+                "b",
+                json!({"id": "1", "userId": "u9", "eventType": "click", "timestamp": "2024-01-01T10:00:00Z"}),
+            ),
+        ];
+        let tenant = TenantId::parse("a").unwrap();
+        let query = Query::parse(
+            &tenant,
+            &SummaryRequest::new("2024-01-01", "2024-01-03").group_by(Granularity::Day),
+        )
+        .unwrap();
+        let a = aggregate(&events, &query);
+        assert_eq!(a.total_events, 3);
+        assert_eq!(a.unique_users, 1);
+        assert_eq!(a.time_series, [1, 2, 0]);
+        assert_eq!(
+            a.events_by_type
+                .iter()
+                .map(|(t, n)| (t.as_str(), *n))
+                .collect::<Vec<_>>(),
+            [("view", 2), ("click", 1)]
+        );
+        assert_eq!(
+            a.top_pages
+                .iter()
+                .map(|(p, n)| (p.as_str(), *n))
+                .collect::<Vec<_>>(),
+            [("/", 2), ("/b", 1)]
+        );
+        assert_eq!(a.devices.len(), 2);
+        assert!(a.variants.is_none());
+        assert!(
+            events
+                .iter()
+                .any(|e| e.id == EventId::parse("1").unwrap() && e.tenant_id.as_str() == "b")
+        );
+    }
+
+    #[test]
+    fn experiment_variants_count_distinct_converters() {
+        let events = vec![
+            event(
+                "a",
+                json!({"userId": "u1", "eventType": "view", "experimentId": "e", "variant": "A", "timestamp": "2024-01-01T10:00:00Z"}),
+            ),
+            event(
+                "a",
+                json!({"userId": "u1", "eventType": "CONVERSION", "experimentId": "e", "variant": "A", "timestamp": "2024-01-01T11:00:00Z"}),
+            ),
+            event(
+                "a",
+                json!({"userId": "u1", "eventType": "CONVERSION", "experimentId": "e", "variant": "A", "timestamp": "2024-01-01T12:00:00Z"}),
+            ),
+            event(
+                "a",
+                json!({"userId": "u2", "eventType": "view", "experimentId": "e", "variant": "B", "timestamp": "2024-01-01T10:00:00Z"}),
+            ),
+            event(
+                "a",
+                json!({"eventType": "CONVERSION", "experimentId": "e", "variant": "B", "timestamp": "2024-01-01T10:00:00Z"}),
+            ),
+            event(
+                "a",
+                json!({"userId": "u3", "eventType": "CONVERSION", "experimentId": "other", "variant": "B", "timestamp": "2024-01-01T10:00:00Z"}),
+            ),
+        ];
+        let tenant = TenantId::parse("a").unwrap();
+        let query = Query::parse(
+            &tenant,
+            &SummaryRequest::new("2024-01-01", "2024-01-01").experiment("e"),
+        )
+        .unwrap();
+        let variants = aggregate(&events, &query).variants.unwrap();
+        let a = variants[&VariantKey::parse("A").unwrap()];
+        let b = variants[&VariantKey::parse("B").unwrap()];
+        assert_eq!((a.events, a.users, a.conversions), (3, 1, 1));
+        assert_eq!((b.events, b.users, b.conversions), (2, 1, 0));
+    }
+}

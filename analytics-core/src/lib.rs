@@ -55,10 +55,14 @@ pub mod analytics;
 pub mod cache;
 pub mod clock;
 pub mod error;
+#[cfg(feature = "generator")]
+pub mod generator;
 pub mod model;
 pub mod query;
 pub mod reference;
 pub mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use analytics::{Analytics, AnalyticsBuilder, ChangeNotice};
 pub use error::{Error, ErrorKind, Result};

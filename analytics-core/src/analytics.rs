@@ -8,21 +8,14 @@ use tokio::sync::broadcast;
 
 use crate::cache::policy::ingest_tags;
 use crate::cache::single_flight::SingleFlight;
-use crate::cache::{
-    CacheBackend, CacheEntry, CacheKey, CacheStats, Freshness, Tag, TagVersions, TtlPolicy,
-};
+use crate::cache::{CacheBackend, CacheEntry, CacheKey, CacheStats, Freshness, Tag, TagVersions, TtlPolicy};
 use crate::clock::{Clock, SystemClock, delta, elapsed};
 use crate::error::{Error, Result};
 use crate::model::{
-    ApiKey, Event, EventInput, Experiment, ExperimentId, ExperimentInput, ExperimentPatch, Tenant,
-    TenantId,
+    ApiKey, Event, EventInput, Experiment, ExperimentId, ExperimentInput, ExperimentPatch, Tenant, TenantId,
 };
-use crate::query::{
-    LoadLevel, Query, QueryPlan, Summary, SummaryBody, SummaryMetadata, SummaryRequest,
-};
-use crate::store::{
-    AppendOutcome, EventListQuery, EventPage, EventStore, MemoryStore, StoreHealth,
-};
+use crate::query::{LoadLevel, Query, QueryPlan, Summary, SummaryBody, SummaryMetadata, SummaryRequest};
+use crate::store::{AppendOutcome, EventListQuery, EventPage, EventStore, MemoryStore, StoreHealth};
 
 /// The most events one ingest call accepts.
 pub const MAX_BATCH: usize = 10_000;
@@ -212,9 +205,10 @@ impl Analytics {
                 let flight_key = (key.clone(), versions.clone());
                 inner
                     .flights
-                    .run(flight_key, async move {
-                        this.compute_and_cache(owned, key, versions).await
-                    })
+                    .run(
+                        flight_key,
+                        async move { this.compute_and_cache(owned, key, versions).await },
+                    )
                     .await?
             }
             None => self.compute(&query).await?,
@@ -225,11 +219,7 @@ impl Analytics {
 
     async fn compute(&self, query: &Query) -> Result<Computed> {
         let computed_at = self.inner.clock.now();
-        let aggregates = self
-            .inner
-            .store
-            .summary(&QueryPlan::new(query.clone()))
-            .await?;
+        let aggregates = self.inner.store.summary(&QueryPlan::new(query.clone())).await?;
         let cached = CachedSummary {
             body: SummaryBody::assemble(&aggregates, query),
             unique_users_approximate: aggregates.unique_users_approximate,
@@ -240,17 +230,10 @@ impl Analytics {
         })
     }
 
-    async fn compute_and_cache(
-        &self,
-        query: Query,
-        key: CacheKey,
-        versions: TagVersions,
-    ) -> Result<Computed> {
+    async fn compute_and_cache(&self, query: Query, key: CacheKey, versions: TagVersions) -> Result<Computed> {
         let computed = self.compute(&query).await?;
         let inner = &self.inner;
-        let ttl = inner
-            .ttl
-            .ttl(inner.ttl.tier(query.range().end(), computed.computed_at));
+        let ttl = inner.ttl.ttl(inner.ttl.tier(query.range().end(), computed.computed_at));
         let fresh_until = computed.computed_at + delta(ttl);
         let entry = CacheEntry {
             value: serde_json::to_vec(&*computed.cached)
@@ -262,10 +245,7 @@ impl Analytics {
             tags: versions,
         };
         // The answer is good even if caching it fails; the next request recomputes.
-        let _ = inner
-            .cache
-            .set(query.tenant(), &key, entry, inner.clock.now())
-            .await;
+        let _ = inner.cache.set(query.tenant(), &key, entry, inner.clock.now()).await;
         Ok(computed)
     }
 
@@ -300,9 +280,7 @@ impl Analytics {
             return Ok(query);
         };
         match self.inner.store.get_experiment(query.tenant(), &id).await? {
-            Some(experiment) => {
-                Ok(query.with_conversion_event_type(experiment.conversion_event_type))
-            }
+            Some(experiment) => Ok(query.with_conversion_event_type(experiment.conversion_event_type)),
             None => Ok(query),
         }
     }
@@ -319,20 +297,13 @@ impl Analytics {
     /// [`Error::InvalidInput`] naming `events[i].field` (nothing is stored then);
     /// store errors; a transient error if invalidation fails after the events were stored (retry:
     /// the retry reports them as duplicates and invalidates again).
-    pub async fn ingest(
-        &self,
-        tenant: &TenantId,
-        inputs: Vec<EventInput>,
-    ) -> Result<AppendOutcome> {
+    pub async fn ingest(&self, tenant: &TenantId, inputs: Vec<EventInput>) -> Result<AppendOutcome> {
         check_batch_size(inputs.len())?;
         let now = self.inner.clock.now();
         let events = inputs
             .into_iter()
             .enumerate()
-            .map(|(i, input)| {
-                Event::from_input(input, tenant, now)
-                    .map_err(|e| e.in_field(&format!("events[{i}].")))
-            })
+            .map(|(i, input)| Event::from_input(input, tenant, now).map_err(|e| e.in_field(&format!("events[{i}]."))))
             .collect::<Result<Vec<_>>>()?;
         self.ingest_events(tenant, events).await
     }
@@ -341,18 +312,18 @@ impl Analytics {
     ///
     /// # Errors
     /// As [`ingest`](Self::ingest).
-    pub async fn ingest_events(
-        &self,
-        tenant: &TenantId,
-        events: Vec<Event>,
-    ) -> Result<AppendOutcome> {
+    pub async fn ingest_events(&self, tenant: &TenantId, events: Vec<Event>) -> Result<AppendOutcome> {
         check_batch_size(events.len())?;
         let outcome = self.inner.store.append(tenant, &events).await?;
         // Duplicates are invalidated too: they may be the retry of a call whose invalidation failed.
-        self.inner.cache.invalidate(tenant, &ingest_tags(&events)).await.map_err(|e| Error::Unavailable {
-            message: format!("events stored but cached answers could not be invalidated ({e}); retry the call"),
-            retry_after: e.retry_after(),
-        })?;
+        self.inner
+            .cache
+            .invalidate(tenant, &ingest_tags(&events))
+            .await
+            .map_err(|e| Error::Unavailable {
+                message: format!("events stored but cached answers could not be invalidated ({e}); retry the call"),
+                retry_after: e.retry_after(),
+            })?;
         if !outcome.accepted.is_empty() {
             // Nobody listening is fine.
             let _ = self.inner.changes.send(ChangeNotice {
@@ -373,11 +344,7 @@ impl Analytics {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] on `page`, `limit`; store errors.
-    pub async fn list_events(
-        &self,
-        tenant: &TenantId,
-        query: &EventListQuery,
-    ) -> Result<EventPage> {
+    pub async fn list_events(&self, tenant: &TenantId, query: &EventListQuery) -> Result<EventPage> {
         query.pagination.validate()?;
         self.inner.store.list_events(tenant, query).await
     }
@@ -386,11 +353,7 @@ impl Analytics {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] naming the field; [`Error::Conflict`] if the id is taken.
-    pub async fn create_experiment(
-        &self,
-        tenant: &TenantId,
-        input: ExperimentInput,
-    ) -> Result<Experiment> {
+    pub async fn create_experiment(&self, tenant: &TenantId, input: ExperimentInput) -> Result<Experiment> {
         let experiment = Experiment::from_input(input, tenant, self.inner.clock.now())?;
         self.inner.store.create_experiment(&experiment).await?;
         Ok(experiment)
@@ -441,10 +404,7 @@ impl Analytics {
         let tenant = Tenant::new(id, name, self.inner.clock.now())?;
         self.inner.store.create_tenant(&tenant).await?;
         let key = ApiKey::generate()?;
-        self.inner
-            .store
-            .add_api_key(&tenant.id, &key.hash())
-            .await?;
+        self.inner.store.add_api_key(&tenant.id, &key.hash()).await?;
         Ok((tenant, key))
     }
 

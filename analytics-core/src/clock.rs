@@ -116,9 +116,6 @@ mod tests {
     fn elapsed_clamps_at_zero() {
         let t = DateTime::from_timestamp(10, 0).unwrap();
         assert_eq!(elapsed(t, t - TimeDelta::seconds(5)), Duration::ZERO);
-        assert_eq!(
-            elapsed(t, t + TimeDelta::seconds(5)),
-            Duration::from_secs(5)
-        );
+        assert_eq!(elapsed(t, t + TimeDelta::seconds(5)), Duration::from_secs(5));
     }
 }

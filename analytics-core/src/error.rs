@@ -99,9 +99,7 @@ impl Error {
     /// Whether the failure is transient or permanent.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Unavailable { .. } | Error::Timeout(_) | Error::Overloaded { .. } => {
-                ErrorKind::Transient
-            }
+            Error::Unavailable { .. } | Error::Timeout(_) | Error::Overloaded { .. } => ErrorKind::Transient,
             Error::InvalidInput { .. }
             | Error::NotFound { .. }
             | Error::Conflict(_)
@@ -154,9 +152,6 @@ mod tests {
     fn in_field_prefixes_only_invalid_input() {
         let e = Error::invalid("page", "too long").in_field("events[2].");
         assert_eq!(e.to_string(), "invalid events[2].page: too long");
-        assert_eq!(
-            Error::not_found("x").in_field("events[2]."),
-            Error::not_found("x")
-        );
+        assert_eq!(Error::not_found("x").in_field("events[2]."), Error::not_found("x"));
     }
 }

@@ -13,8 +13,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value};
 
 use crate::model::{
-    Browser, Country, Device, Event, EventId, EventType, ExperimentId, Page, TenantId, UserId,
-    VariantKey,
+    Browser, Country, Device, Event, EventId, EventType, ExperimentId, Page, TenantId, UserId, VariantKey,
 };
 
 /// The experiment the generator runs.
@@ -64,14 +63,7 @@ const EVENT_TYPES: [(&str, u32); 6] = [
 ];
 const DEVICES: [(&str, u32); 3] = [("desktop", 55), ("mobile", 38), ("tablet", 7)];
 const BROWSERS: [(&str, u32); 4] = [("Chrome", 64), ("Safari", 20), ("Firefox", 9), ("Edge", 7)];
-const COUNTRIES: [(&str, u32); 6] = [
-    ("US", 40),
-    ("DE", 14),
-    ("GB", 12),
-    ("IN", 14),
-    ("BR", 10),
-    ("JP", 10),
-];
+const COUNTRIES: [(&str, u32); 6] = [("US", 40), ("DE", 14), ("GB", 12), ("IN", 14), ("BR", 10), ("JP", 10)];
 const SECTIONS: [&str; 8] = [
     "", "pricing", "docs", "blog", "product", "checkout", "account", "support",
 ];
@@ -104,10 +96,7 @@ struct Labels<T> {
 impl<T: Clone> Labels<T> {
     fn new(table: &[(&str, u32)], parse: fn(&str) -> crate::Result<T>) -> Self {
         Self {
-            values: table
-                .iter()
-                .map(|(v, _)| parse(v).expect("valid label"))
-                .collect(),
+            values: table.iter().map(|(v, _)| parse(v).expect("valid label")).collect(),
             weights: WeightedIndex::new(table.iter().map(|(_, w)| *w)).expect("positive weights"),
         }
     }
@@ -143,10 +132,9 @@ impl EventGenerator {
             })
             .collect();
         // Busiest mid-afternoon UTC, quietest before dawn.
-        let hour_weights = WeightedIndex::new(
-            (0..24).map(|h: i32| 1.0 + 2.0 * (-(f64::from(h - 15).powi(2)) / 30.0).exp()),
-        )
-        .expect("positive");
+        let hour_weights =
+            WeightedIndex::new((0..24).map(|h: i32| 1.0 + 2.0 * (-(f64::from(h - 15).powi(2)) / 30.0).exp()))
+                .expect("positive");
         Self {
             rng: StdRng::seed_from_u64(config.seed),
             produced: 0,
@@ -189,9 +177,7 @@ impl EventGenerator {
                 .and_then(|d| d.with_nanosecond(0))
                 .expect("valid");
             let t = midnight + TimeDelta::hours(hour) + TimeDelta::microseconds(micros);
-            if t >= self.config.start
-                && t < self.config.start + TimeDelta::days(i64::from(self.config.days))
-            {
+            if t >= self.config.start && t < self.config.start + TimeDelta::days(i64::from(self.config.days)) {
                 return t;
             }
         }
@@ -217,21 +203,14 @@ impl Iterator for EventGenerator {
         if !anonymous {
             event.user_id = Some(UserId::parse(format!("user-{user_index}")).expect("valid"));
             event.session_id = Some(
-                crate::model::SessionId::parse(format!(
-                    "s-{user_index}-{}",
-                    timestamp.format("%j")
-                ))
-                .expect("valid"),
+                crate::model::SessionId::parse(format!("s-{user_index}-{}", timestamp.format("%j"))).expect("valid"),
             );
             // Half of the users are in the experiment, split by a fixed hash of the user.
             let bucket = (user_index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60;
             if bucket < 8 {
                 let variant = &self.variants[(bucket % 2) as usize];
                 // The treatment converts about 30% more often.
-                if event_type.as_str() != "CONVERSION"
-                    && bucket % 2 == 1
-                    && self.rng.random_bool(0.008)
-                {
+                if event_type.as_str() != "CONVERSION" && bucket % 2 == 1 && self.rng.random_bool(0.008) {
                     event_type = EventType::conversion();
                     event.event_type = event_type.clone();
                 }
@@ -264,14 +243,10 @@ mod tests {
         let b: Vec<Event> = EventGenerator::new(config.clone()).collect();
         assert_eq!(a, b);
         assert_eq!(a.len(), 2000);
-        assert!(
-            a.iter()
-                .all(|e| e.timestamp >= config.start && e.timestamp < end)
-        );
+        assert!(a.iter().all(|e| e.timestamp >= config.start && e.timestamp < end));
         assert!(a.iter().any(|e| e.experiment_id.is_some()));
         assert!(a.iter().any(|e| e.user_id.is_none()));
-        let other: Vec<Event> =
-            EventGenerator::new(GeneratorConfig { seed: 8, ..config }).collect();
+        let other: Vec<Event> = EventGenerator::new(GeneratorConfig { seed: 8, ..config }).collect();
         assert_ne!(a, other);
     }
 }

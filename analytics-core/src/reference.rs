@@ -147,10 +147,7 @@ mod tests {
             [("view", 2), ("click", 1)]
         );
         assert_eq!(
-            a.top_pages
-                .iter()
-                .map(|(p, n)| (p.as_str(), *n))
-                .collect::<Vec<_>>(),
+            a.top_pages.iter().map(|(p, n)| (p.as_str(), *n)).collect::<Vec<_>>(),
             [("/", 2), ("/b", 1)]
         );
         assert_eq!(a.devices.len(), 2);

@@ -22,12 +22,7 @@ async fn no_cache_counts_only_misses() {
     let cache = NoCache::default();
     let tenant = analytics_core::model::TenantId::parse("t").unwrap();
     let lookup = cache
-        .get(
-            &tenant,
-            &CacheKey::from_text("k"),
-            &[Tag::tenant()],
-            chrono::Utc::now(),
-        )
+        .get(&tenant, &CacheKey::from_text("k"), &[Tag::tenant()], chrono::Utc::now())
         .await
         .unwrap();
     assert!(lookup.hit.is_none());

@@ -191,13 +191,7 @@ pub trait CacheBackend: Send + Sync + Debug {
     /// version equals the tag's current version; a tag never invalidated has version 0), or no
     /// hit when there is none or it is past `stale_until`. Counts the lookup in the stats:
     /// fresh → hit, stale or invalidated → stale hit, none → miss.
-    async fn get(
-        &self,
-        tenant: &TenantId,
-        key: &CacheKey,
-        tags: &[Tag],
-        now: DateTime<Utc>,
-    ) -> Result<CacheLookup>;
+    async fn get(&self, tenant: &TenantId, key: &CacheKey, tags: &[Tag], now: DateTime<Utc>) -> Result<CacheLookup>;
 
     /// Stores `entry` under `key`, replacing any previous one, until `entry.stale_until`.
     ///
@@ -205,13 +199,7 @@ pub trait CacheBackend: Send + Sync + Debug {
     /// `entry.tags` carries versions read before the value was computed; if a tag was
     /// invalidated meanwhile, the entry is stored but reads as invalidated, so a write that
     /// raced the computation is never hidden.
-    async fn set(
-        &self,
-        tenant: &TenantId,
-        key: &CacheKey,
-        entry: CacheEntry,
-        now: DateTime<Utc>,
-    ) -> Result<()>;
+    async fn set(&self, tenant: &TenantId, key: &CacheKey, entry: CacheEntry, now: DateTime<Utc>) -> Result<()>;
 
     /// Increments the version of each tag, invalidating every entry that carries one.
     async fn invalidate(&self, tenant: &TenantId, tags: &[Tag]) -> Result<()>;
@@ -233,15 +221,8 @@ pub struct NoCache {
 
 #[async_trait]
 impl CacheBackend for NoCache {
-    async fn get(
-        &self,
-        _: &TenantId,
-        _: &CacheKey,
-        tags: &[Tag],
-        _: DateTime<Utc>,
-    ) -> Result<CacheLookup> {
-        self.misses
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    async fn get(&self, _: &TenantId, _: &CacheKey, tags: &[Tag], _: DateTime<Utc>) -> Result<CacheLookup> {
+        self.misses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(CacheLookup {
             hit: None,
             tag_versions: tags.iter().map(|t| (t.clone(), 0)).collect(),

@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{
-    CacheBackend, CacheEntry, CacheHit, CacheKey, CacheLookup, CacheStats, Freshness, Tag, classify,
-};
+use super::{CacheBackend, CacheEntry, CacheHit, CacheKey, CacheLookup, CacheStats, Freshness, Tag, classify};
 use crate::error::Result;
 use crate::model::TenantId;
 
@@ -43,12 +41,7 @@ struct Counters {
 struct ExpireAtStaleDeadline;
 
 impl moka::Expiry<(TenantId, CacheKey), Arc<CacheEntry>> for ExpireAtStaleDeadline {
-    fn expire_after_create(
-        &self,
-        _: &(TenantId, CacheKey),
-        entry: &Arc<CacheEntry>,
-        _: Instant,
-    ) -> Option<Duration> {
+    fn expire_after_create(&self, _: &(TenantId, CacheKey), entry: &Arc<CacheEntry>, _: Instant) -> Option<Duration> {
         Some(
             (entry.stale_until - entry.created_at)
                 .to_std()
@@ -72,15 +65,10 @@ impl MokaCache {
     pub fn new(max_bytes: u64) -> Self {
         let entries = moka::sync::Cache::builder()
             .max_capacity(max_bytes)
-            .weigher(
-                |(tenant, key): &(TenantId, CacheKey), entry: &Arc<CacheEntry>| {
-                    let bytes = tenant.as_str().len()
-                        + key.as_str().len()
-                        + entry.value.len()
-                        + ENTRY_OVERHEAD;
-                    u32::try_from(bytes).unwrap_or(u32::MAX)
-                },
-            )
+            .weigher(|(tenant, key): &(TenantId, CacheKey), entry: &Arc<CacheEntry>| {
+                let bytes = tenant.as_str().len() + key.as_str().len() + entry.value.len() + ENTRY_OVERHEAD;
+                u32::try_from(bytes).unwrap_or(u32::MAX)
+            })
             .expire_after(ExpireAtStaleDeadline)
             .build();
         Self {
@@ -94,12 +82,7 @@ impl MokaCache {
         let versions = self.versions.read().unwrap_or_else(PoisonError::into_inner);
         let of_tenant = versions.get(tenant);
         tags.iter()
-            .map(|t| {
-                (
-                    t.clone(),
-                    of_tenant.and_then(|v| v.get(t)).copied().unwrap_or(0),
-                )
-            })
+            .map(|t| (t.clone(), of_tenant.and_then(|v| v.get(t)).copied().unwrap_or(0)))
             .collect()
     }
 
@@ -122,13 +105,7 @@ impl Default for MokaCache {
 
 #[async_trait]
 impl CacheBackend for MokaCache {
-    async fn get(
-        &self,
-        tenant: &TenantId,
-        key: &CacheKey,
-        tags: &[Tag],
-        now: DateTime<Utc>,
-    ) -> Result<CacheLookup> {
+    async fn get(&self, tenant: &TenantId, key: &CacheKey, tags: &[Tag], now: DateTime<Utc>) -> Result<CacheLookup> {
         let tag_versions = self.current_versions(tenant, tags);
         let found = self.entries.get(&(tenant.clone(), key.clone()));
         let hit = found.and_then(|entry| {
@@ -147,25 +124,15 @@ impl CacheBackend for MokaCache {
         Ok(CacheLookup { hit, tag_versions })
     }
 
-    async fn set(
-        &self,
-        tenant: &TenantId,
-        key: &CacheKey,
-        entry: CacheEntry,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
+    async fn set(&self, tenant: &TenantId, key: &CacheKey, entry: CacheEntry, now: DateTime<Utc>) -> Result<()> {
         if entry.stale_until > now {
-            self.entries
-                .insert((tenant.clone(), key.clone()), Arc::new(entry));
+            self.entries.insert((tenant.clone(), key.clone()), Arc::new(entry));
         }
         Ok(())
     }
 
     async fn invalidate(&self, tenant: &TenantId, tags: &[Tag]) -> Result<()> {
-        let mut versions = self
-            .versions
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut versions = self.versions.write().unwrap_or_else(PoisonError::into_inner);
         let of_tenant = versions.entry(tenant.clone()).or_default();
         for tag in tags {
             *of_tenant.entry(tag.clone()).or_insert(0) += 1;

@@ -108,10 +108,7 @@ impl TtlPolicy {
 /// The tags an ingested batch invalidates: each UTC date and month its events touch, and
 /// `realtime`. (Never the tenant tag: that would drop every cached answer on each write.)
 pub fn ingest_tags<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<Tag> {
-    let dates: BTreeSet<NaiveDate> = events
-        .into_iter()
-        .map(|e| e.timestamp.date_naive())
-        .collect();
+    let dates: BTreeSet<NaiveDate> = events.into_iter().map(|e| e.timestamp.date_naive()).collect();
     let months: BTreeSet<(i32, u32)> = dates.iter().map(|d| (d.year(), d.month())).collect();
     dates
         .into_iter()
@@ -138,10 +135,7 @@ mod tests {
         assert_eq!(p.tier(utc("2024-06-10T13:00:00Z"), now), TtlTier::Realtime);
         assert_eq!(p.tier(utc("2024-06-10T11:30:00Z"), now), TtlTier::Realtime);
         assert_eq!(p.tier(utc("2024-06-05T00:00:00Z"), now), TtlTier::Recent);
-        assert_eq!(
-            p.tier(utc("2024-05-01T00:00:00Z"), now),
-            TtlTier::Historical
-        );
+        assert_eq!(p.tier(utc("2024-05-01T00:00:00Z"), now), TtlTier::Historical);
         assert_eq!(p.ttl(TtlTier::Recent), Duration::from_secs(300));
     }
 
@@ -170,11 +164,7 @@ mod tests {
         let q = Query::parse(&tenant, &SummaryRequest::new("2024-01-30", "2024-03-02")).unwrap();
         let policy = TtlPolicy::default();
         let query_tags = policy.query_tags(&q, utc("2025-01-01T00:00:00Z"));
-        for day in utc("2024-01-30T12:00:00Z")
-            .date_naive()
-            .iter_days()
-            .take(33)
-        {
+        for day in utc("2024-01-30T12:00:00Z").date_naive().iter_days().take(33) {
             let event = Event::new(
                 tenant.clone(),
                 crate::model::EventId::parse("e").unwrap(),
@@ -182,10 +172,7 @@ mod tests {
                 day.and_hms_opt(5, 0, 0).unwrap().and_utc(),
             );
             let bumped = ingest_tags([&event]);
-            assert!(
-                bumped.iter().any(|t| query_tags.contains(t)),
-                "{day} not covered"
-            );
+            assert!(bumped.iter().any(|t| query_tags.contains(t)), "{day} not covered");
         }
     }
 }

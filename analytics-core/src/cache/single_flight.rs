@@ -62,9 +62,8 @@ where
                         work.await
                     });
                     let flight = async move {
-                        task.await.unwrap_or_else(|e| {
-                            Err(Error::Internal(format!("computation failed: {e}")))
-                        })
+                        task.await
+                            .unwrap_or_else(|e| Err(Error::Internal(format!("computation failed: {e}"))))
                     }
                     .boxed()
                     .shared();
@@ -78,10 +77,7 @@ where
 
     #[cfg(test)]
     fn in_flight(&self) -> usize {
-        self.flights
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.flights.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
 }
 
@@ -93,10 +89,7 @@ struct RemoveOnDrop<K: Eq + Hash, V> {
 impl<K: Eq + Hash, V> Drop for RemoveOnDrop<K, V> {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
-            self.flights
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&key);
+            self.flights.lock().unwrap_or_else(PoisonError::into_inner).remove(&key);
         }
     }
 }
@@ -173,10 +166,7 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_computation_is_an_error_and_is_forgotten() {
         let flights: SingleFlight<&'static str, u32> = SingleFlight::default();
-        let err = flights
-            .run("k", async { panic!("boom") })
-            .await
-            .unwrap_err();
+        let err = flights.run("k", async { panic!("boom") }).await.unwrap_err();
         assert!(matches!(err, Error::Internal(_)));
         assert_eq!(flights.in_flight(), 0);
         assert_eq!(flights.run("k", async { Ok(2) }).await.unwrap(), 2);

@@ -8,8 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::text::{
-    Browser, Country, Device, EventId, EventType, ExperimentId, Page, SessionId, TenantId, UserId,
-    VariantKey,
+    Browser, Country, Device, EventId, EventType, ExperimentId, Page, SessionId, TenantId, UserId, VariantKey,
 };
 use crate::error::{Error, Result};
 
@@ -95,12 +94,7 @@ pub struct Event {
 
 impl Event {
     /// A minimal valid event, for programmatic construction; fill other fields directly.
-    pub fn new(
-        tenant_id: TenantId,
-        id: EventId,
-        event_type: EventType,
-        timestamp: DateTime<Utc>,
-    ) -> Self {
+    pub fn new(tenant_id: TenantId, id: EventId, event_type: EventType, timestamp: DateTime<Utc>) -> Self {
         Self {
             id,
             tenant_id,
@@ -145,14 +139,9 @@ impl Event {
             None => truncate_to_micros(now),
         };
         let properties = merge_properties(input.properties, input.metadata)?;
-        let experiment_id = from_input_or_property(
-            input.experiment_id,
-            &properties,
-            "experimentId",
-            ExperimentId::parse,
-        )?;
-        let variant =
-            from_input_or_property(input.variant, &properties, "variant", VariantKey::parse)?;
+        let experiment_id =
+            from_input_or_property(input.experiment_id, &properties, "experimentId", ExperimentId::parse)?;
+        let variant = from_input_or_property(input.variant, &properties, "variant", VariantKey::parse)?;
         if variant.is_some() && experiment_id.is_none() {
             return Err(Error::invalid("variant", "requires experimentId"));
         }
@@ -188,29 +177,18 @@ pub fn truncate_to_micros(t: DateTime<Utc>) -> DateTime<Utc> {
 
 fn parse_event_timestamp(raw: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
     let parsed = DateTime::parse_from_rfc3339(raw)
-        .map_err(|e| {
-            Error::invalid(
-                "timestamp",
-                format!("{raw:?} is not an RFC 3339 instant ({e})"),
-            )
-        })?
+        .map_err(|e| Error::invalid("timestamp", format!("{raw:?} is not an RFC 3339 instant ({e})")))?
         .with_timezone(&Utc);
     if parsed < MIN_TIMESTAMP {
         return Err(Error::invalid("timestamp", "must not be before 1970-01-01"));
     }
     if parsed > now + MAX_FUTURE_SKEW {
-        return Err(Error::invalid(
-            "timestamp",
-            "is more than 5 minutes in the future",
-        ));
+        return Err(Error::invalid("timestamp", "is more than 5 minutes in the future"));
     }
     Ok(truncate_to_micros(parsed))
 }
 
-fn merge_properties(
-    properties: Option<Value>,
-    metadata: Option<Value>,
-) -> Result<Map<String, Value>> {
+fn merge_properties(properties: Option<Value>, metadata: Option<Value>) -> Result<Map<String, Value>> {
     let mut merged = Map::new();
     for (field, value) in [("metadata", metadata), ("properties", properties)] {
         match value {
@@ -242,17 +220,13 @@ fn from_input_or_property<T: PartialEq>(
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(parse(s.clone()).map_err(|e| e.in_field("properties."))?),
         Some(_) => {
-            return Err(Error::invalid(
-                format!("properties.{name}"),
-                "must be a string",
-            ));
+            return Err(Error::invalid(format!("properties.{name}"), "must be a string"));
         }
     };
     match (top_level.map(parse).transpose()?, from_property) {
-        (Some(top), Some(prop)) if top != prop => Err(Error::invalid(
-            name,
-            format!("disagrees with properties.{name}"),
-        )),
+        (Some(top), Some(prop)) if top != prop => {
+            Err(Error::invalid(name, format!("disagrees with properties.{name}")))
+        }
         (Some(top), _) => Ok(Some(top)),
         (None, prop) => Ok(prop),
     }
@@ -264,17 +238,12 @@ pub mod rfc3339_micros {
     use serde::{Deserializer, Serializer};
 
     /// Serializes as `2024-01-01T00:00:00.000000Z`.
-    pub fn serialize<S: Serializer>(
-        t: &DateTime<Utc>,
-        s: S,
-    ) -> std::result::Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> std::result::Result<S::Ok, S::Error> {
         s.serialize_str(&t.to_rfc3339_opts(SecondsFormat::Micros, true))
     }
 
     /// Parses any RFC 3339 instant.
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> std::result::Result<DateTime<Utc>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<DateTime<Utc>, D::Error> {
         let raw = String::deserialize(d)?;
         DateTime::parse_from_rfc3339(&raw)
             .map(|t| t.with_timezone(&Utc))
@@ -337,10 +306,7 @@ mod tests {
         let cases = [
             (json!({}), "eventType"),
             (json!({"eventType": "a", "tenantId": "other"}), "tenantId"),
-            (
-                json!({"eventType": "a", "timestamp": "yesterday"}),
-                "timestamp",
-            ),
+            (json!({"eventType": "a", "timestamp": "yesterday"}), "timestamp"),
             (
                 json!({"eventType": "a", "timestamp": "2024-06-01T12:06:00Z"}),
                 "timestamp",
@@ -377,8 +343,7 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_rejected() {
-        let err = serde_json::from_value::<EventInput>(json!({"eventType": "a", "colour": 1}))
-            .unwrap_err();
+        let err = serde_json::from_value::<EventInput>(json!({"eventType": "a", "colour": 1})).unwrap_err();
         assert!(err.to_string().contains("colour"));
     }
 

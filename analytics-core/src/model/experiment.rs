@@ -117,11 +117,7 @@ impl Experiment {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] naming the first offending field.
-    pub fn from_input(
-        input: ExperimentInput,
-        tenant: &TenantId,
-        now: DateTime<Utc>,
-    ) -> Result<Self> {
+    pub fn from_input(input: ExperimentInput, tenant: &TenantId, now: DateTime<Utc>) -> Result<Self> {
         let id = match input.id {
             Some(id) => ExperimentId::parse(id)?,
             None => ExperimentId::parse(format!("exp_{}", uuid::Uuid::new_v4().simple()))?,
@@ -129,9 +125,7 @@ impl Experiment {
         let experiment = Self {
             id,
             tenant_id: tenant.clone(),
-            name: input
-                .name
-                .ok_or_else(|| Error::invalid("name", "is required"))?,
+            name: input.name.ok_or_else(|| Error::invalid("name", "is required"))?,
             description: input.description,
             status: input.status.unwrap_or(ExperimentStatus::Draft),
             variants: input
@@ -170,8 +164,7 @@ impl Experiment {
             next.variants = variants;
         }
         if let Some(t) = patch.conversion_event_type {
-            next.conversion_event_type =
-                EventType::parse(t).map_err(|e| rename(e, "conversionEventType"))?;
+            next.conversion_event_type = EventType::parse(t).map_err(|e| rename(e, "conversionEventType"))?;
         }
         if patch.starts_at.is_some() {
             next.starts_at = patch.starts_at;
@@ -208,10 +201,7 @@ impl Experiment {
         if self.variants.len() < 2 || self.variants.len() > MAX_VARIANTS {
             return Err(Error::invalid(
                 "variants",
-                format!(
-                    "needs 2–{MAX_VARIANTS} variants, got {}",
-                    self.variants.len()
-                ),
+                format!("needs 2–{MAX_VARIANTS} variants, got {}", self.variants.len()),
             ));
         }
         let mut seen = HashSet::new();
@@ -310,7 +300,8 @@ mod tests {
 
     #[test]
     fn patch_validates_the_result() {
-        let e = create(json!({"name": "x", "variants": [{"key": "A", "weight": 1}, {"key": "B", "weight": 1}]})).unwrap();
+        let e =
+            create(json!({"name": "x", "variants": [{"key": "A", "weight": 1}, {"key": "B", "weight": 1}]})).unwrap();
         let later = now() + chrono::TimeDelta::hours(1);
         let running = e
             .apply(

@@ -9,6 +9,5 @@ pub use event::{Event, EventInput};
 pub use experiment::{Experiment, ExperimentInput, ExperimentPatch, ExperimentStatus, VariantSpec};
 pub use tenant::{ApiKey, ApiKeyHash, Tenant};
 pub use text::{
-    Browser, Country, Device, EventId, EventType, ExperimentId, Page, SessionId, TenantId, UserId,
-    VariantKey,
+    Browser, Country, Device, EventId, EventType, ExperimentId, Page, SessionId, TenantId, UserId, VariantKey,
 };

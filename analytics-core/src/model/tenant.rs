@@ -32,16 +32,9 @@ impl Tenant {
     pub fn new(id: TenantId, name: impl Into<String>, created_at: DateTime<Utc>) -> Result<Self> {
         let name = name.into();
         if name.trim().is_empty() || name.chars().count() > 200 {
-            return Err(Error::invalid(
-                "name",
-                "must be 1–200 characters and not blank",
-            ));
+            return Err(Error::invalid("name", "must be 1–200 characters and not blank"));
         }
-        Ok(Self {
-            id,
-            name,
-            created_at,
-        })
+        Ok(Self { id, name, created_at })
     }
 }
 
@@ -67,10 +60,7 @@ impl ApiKey {
     pub fn parse(key: impl Into<String>) -> Result<Self> {
         let key = key.into();
         if !(8..=256).contains(&key.len()) || !key.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(Error::invalid(
-                "apiKey",
-                "must be 8–256 printable ASCII characters",
-            ));
+            return Err(Error::invalid("apiKey", "must be 8–256 printable ASCII characters"));
         }
         Ok(Self(key))
     }
@@ -112,12 +102,10 @@ impl fmt::Debug for ApiKeyHash {
 /// Lower-case hex of `bytes`.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 #[cfg(test)]

@@ -192,12 +192,7 @@ mod tests {
         let err = EventType::parse("").unwrap_err();
         assert!(err.to_string().contains("eventType"));
         let long = "x".repeat(65);
-        assert!(
-            EventType::parse(&long)
-                .unwrap_err()
-                .to_string()
-                .contains("limit is 64")
-        );
+        assert!(EventType::parse(&long).unwrap_err().to_string().contains("limit is 64"));
         assert!(Page::parse("/café?q=1").is_ok());
         assert!(Page::parse("/a\nb").is_err());
     }

@@ -42,10 +42,7 @@ pub struct Aggregates {
 
 /// Ranks counts: largest count first, ties by key ascending (byte order), zero counts dropped,
 /// at most `limit` entries. Every list in [`Aggregates`] is ranked this way.
-pub fn rank_counts<K: Ord>(
-    counts: impl IntoIterator<Item = (K, u64)>,
-    limit: Option<usize>,
-) -> Vec<(K, u64)> {
+pub fn rank_counts<K: Ord>(counts: impl IntoIterator<Item = (K, u64)>, limit: Option<usize>) -> Vec<(K, u64)> {
     let mut ranked: Vec<(K, u64)> = counts.into_iter().filter(|(_, n)| *n > 0).collect();
     ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     if let Some(limit) = limit {

@@ -73,12 +73,7 @@ impl FromStr for Granularity {
         Self::ALL
             .into_iter()
             .find(|g| g.as_str() == s)
-            .ok_or_else(|| {
-                Error::invalid(
-                    "groupBy",
-                    format!("{s:?} is not one of hour, day, week, month"),
-                )
-            })
+            .ok_or_else(|| Error::invalid("groupBy", format!("{s:?} is not one of hour, day, week, month")))
     }
 }
 
@@ -148,13 +143,8 @@ impl Filters {
     /// Whether `event` passes every filter. Part of the metric definitions: stores filtering
     /// raw events use exactly this.
     pub fn matches(&self, event: &Event) -> bool {
-        self.event_type
-            .as_ref()
-            .is_none_or(|t| *t == event.event_type)
-            && self
-                .user_id
-                .as_ref()
-                .is_none_or(|u| event.user_id.as_ref() == Some(u))
+        self.event_type.as_ref().is_none_or(|t| *t == event.event_type)
+            && self.user_id.as_ref().is_none_or(|u| event.user_id.as_ref() == Some(u))
             && self
                 .experiment_id
                 .as_ref()
@@ -240,9 +230,9 @@ impl Query {
     pub fn parse(tenant: &TenantId, request: &SummaryRequest) -> Result<Self> {
         let timezone: Tz = match &request.timezone {
             None => Tz::UTC,
-            Some(name) => name.parse().map_err(|_| {
-                Error::invalid("timezone", format!("{name:?} is not an IANA timezone name"))
-            })?,
+            Some(name) => name
+                .parse()
+                .map_err(|_| Error::invalid("timezone", format!("{name:?} is not an IANA timezone name")))?,
         };
         let start = parse_bound(request.start_date.as_deref(), "startDate", timezone, false)?;
         let end = parse_bound(request.end_date.as_deref(), "endDate", timezone, true)?;
@@ -253,17 +243,9 @@ impl Query {
             .transpose()?
             .unwrap_or(Granularity::Day);
         let filters = Filters {
-            event_type: request
-                .event_type
-                .as_deref()
-                .map(EventType::parse)
-                .transpose()?,
+            event_type: request.event_type.as_deref().map(EventType::parse).transpose()?,
             user_id: request.user_id.as_deref().map(UserId::parse).transpose()?,
-            experiment_id: request
-                .experiment_id
-                .as_deref()
-                .map(ExperimentId::parse)
-                .transpose()?,
+            experiment_id: request.experiment_id.as_deref().map(ExperimentId::parse).transpose()?,
         };
         let mut query = Self::new(
             tenant.clone(),
@@ -291,17 +273,8 @@ impl Query {
         if range.start() < MIN_TIMESTAMP {
             return Err(Error::invalid("startDate", "must not be before 1970-01-01"));
         }
-        let range = TimeRange::new(
-            truncate_to_micros(range.start()),
-            truncate_to_micros(range.end()),
-        )?;
-        let starts = time::bucket_starts(
-            range.start(),
-            range.end(),
-            granularity,
-            timezone,
-            MAX_BUCKETS,
-        )?;
+        let range = TimeRange::new(truncate_to_micros(range.start()), truncate_to_micros(range.end()))?;
+        let starts = time::bucket_starts(range.start(), range.end(), granularity, timezone, MAX_BUCKETS)?;
         Ok(Self {
             tenant,
             range,
@@ -378,18 +351,13 @@ impl Query {
 
     /// Whether `event` is counted by this query: the tenant, the range and the filters.
     pub fn counts(&self, event: &Event) -> bool {
-        event.tenant_id == self.tenant
-            && self.range.contains(event.timestamp)
-            && self.filters.matches(event)
+        event.tenant_id == self.tenant && self.range.contains(event.timestamp) && self.filters.matches(event)
     }
 
     /// The canonical text of the normalized query: equal queries, however they were spelled,
     /// have equal text. The cache key is its hash.
     pub fn canonical(&self) -> String {
-        let opt = |v: Option<&str>| {
-            v.map(|s| format!("{}:{s}", s.len()))
-                .unwrap_or_else(|| "-".into())
-        };
+        let opt = |v: Option<&str>| v.map(|s| format!("{}:{s}", s.len())).unwrap_or_else(|| "-".into());
         format!(
             "v1|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
             self.tenant,
@@ -419,12 +387,7 @@ fn parse_bound(raw: Option<&str>, field: &str, tz: Tz, is_end: bool) -> Result<D
     }
     DateTime::parse_from_rfc3339(raw)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| {
-            Error::invalid(
-                field,
-                format!("{raw:?} is neither YYYY-MM-DD nor an RFC 3339 instant"),
-            )
-        })
+        .map_err(|_| Error::invalid(field, format!("{raw:?} is neither YYYY-MM-DD nor an RFC 3339 instant")))
 }
 
 #[cfg(test)]
@@ -458,8 +421,7 @@ mod tests {
     fn instants_are_half_open() {
         let q = Query::parse(
             &tenant(),
-            &SummaryRequest::new("2024-01-01T10:30:00Z", "2024-01-01T12:00:00+01:00")
-                .group_by(Granularity::Hour),
+            &SummaryRequest::new("2024-01-01T10:30:00Z", "2024-01-01T12:00:00+01:00").group_by(Granularity::Hour),
         )
         .unwrap();
         assert_eq!(
@@ -536,8 +498,7 @@ mod tests {
         let a = Query::parse(&tenant(), &SummaryRequest::new("2024-01-01", "2024-01-31")).unwrap();
         let b = Query::parse(
             &tenant(),
-            &SummaryRequest::new("2024-01-01T00:00:00Z", "2024-02-01T00:00:00+00:00")
-                .group_by(Granularity::Day),
+            &SummaryRequest::new("2024-01-01T00:00:00Z", "2024-02-01T00:00:00+00:00").group_by(Granularity::Day),
         )
         .unwrap();
         assert_eq!(a.canonical(), b.canonical());

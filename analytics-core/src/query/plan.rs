@@ -134,9 +134,7 @@ impl QueryPlan {
             .enumerate()
             .map(|(i, &start)| {
                 let end = starts.get(i + 1).copied().unwrap_or(range.end());
-                let interval = range
-                    .clip(start, end)
-                    .expect("every bucket overlaps the range");
+                let interval = range.clip(start, end).expect("every bucket overlaps the range");
                 BucketPlan {
                     start,
                     span: SpanPlan::new(interval, usable),
@@ -204,14 +202,8 @@ mod tests {
 
     fn assert_partitions(span: &SpanPlan) {
         let parts = covered(span);
-        assert_eq!(
-            parts.first().unwrap().0,
-            span.interval.start().timestamp_micros()
-        );
-        assert_eq!(
-            parts.last().unwrap().1,
-            span.interval.end().timestamp_micros()
-        );
+        assert_eq!(parts.first().unwrap().0, span.interval.start().timestamp_micros());
+        assert_eq!(parts.last().unwrap().1, span.interval.end().timestamp_micros());
         for pair in parts.windows(2) {
             assert_eq!(pair[0].1, pair[1].0, "pieces must touch without overlap");
         }

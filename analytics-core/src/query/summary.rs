@@ -108,9 +108,7 @@ impl SummaryBody {
                 .iter()
                 .zip(&aggregates.time_series)
                 .map(|(start, n)| TimePoint {
-                    timestamp: start
-                        .with_timezone(&tz)
-                        .to_rfc3339_opts(SecondsFormat::Secs, true),
+                    timestamp: start.with_timezone(&tz).to_rfc3339_opts(SecondsFormat::Secs, true),
                     count: *n,
                 })
                 .collect(),
@@ -163,9 +161,7 @@ fn percent(part: u64, whole: u64) -> f64 {
 }
 
 /// How loaded the service is (see the resilience module); reported with every answer.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum LoadLevel {
     /// Everything served normally.

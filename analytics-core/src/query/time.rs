@@ -9,9 +9,7 @@
 //! midnight; an hour that occurs twice (DST fall-back) is two buckets; a local time skipped by a
 //! DST gap starts at the first instant after the gap.
 
-use chrono::{
-    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc,
-};
+use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 
 use super::Granularity;
@@ -97,9 +95,7 @@ fn truncate(local: NaiveDateTime, granularity: Granularity) -> NaiveDateTime {
     match granularity {
         Granularity::Hour => midnight(date) + Duration::hours(i64::from(local.hour())),
         Granularity::Day => midnight(date),
-        Granularity::Week => {
-            midnight(date - Duration::days(i64::from(date.weekday().num_days_from_monday())))
-        }
+        Granularity::Week => midnight(date - Duration::days(i64::from(date.weekday().num_days_from_monday()))),
         Granularity::Month => midnight(date.with_day(1).expect("day 1 exists")),
     }
 }

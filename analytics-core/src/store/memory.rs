@@ -7,16 +7,11 @@ use async_trait::async_trait;
 
 use super::rollup::{Rollup, RollupLevels};
 use super::{
-    AppendOutcome, EventCursor, EventListQuery, EventPage, EventStore, Pagination, StoreHealth,
-    check_batch_tenant,
+    AppendOutcome, EventCursor, EventListQuery, EventPage, EventStore, Pagination, StoreHealth, check_batch_tenant,
 };
 use crate::error::{Error, Result};
-use crate::model::{
-    ApiKeyHash, Event, EventId, Experiment, ExperimentId, Tenant, TenantId, UserId,
-};
-use crate::query::{
-    Aggregates, PlanSource, QueryPlan, SpanPlan, TOP_PAGES, TimeRange, rank_counts,
-};
+use crate::model::{ApiKeyHash, Event, EventId, Experiment, ExperimentId, Tenant, TenantId, UserId};
+use crate::query::{Aggregates, PlanSource, QueryPlan, SpanPlan, TOP_PAGES, TimeRange, rank_counts};
 use crate::reference;
 
 /// The embedded default [`EventStore`]: everything in process memory.
@@ -58,10 +53,7 @@ impl TenantEvents {
     fn insert(&mut self, event: &Event) {
         let user = event.user_id.as_ref().map(|u| self.intern(u));
         self.rollups.add(event, user);
-        let slot = self
-            .log
-            .entry(event.timestamp.timestamp_micros())
-            .or_default();
+        let slot = self.log.entry(event.timestamp.timestamp_micros()).or_default();
         let at = slot.partition_point(|e| e.id < event.id);
         slot.insert(at, Arc::new(event.clone()));
     }
@@ -87,21 +79,14 @@ impl TenantEvents {
 
     fn count(&self, span: &SpanPlan) -> u64 {
         let rolled = span.rollup.map_or(0, |h| self.rollups.total_in(h));
-        let raw: usize = span
-            .raw
-            .iter()
-            .map(|piece| self.events_in(*piece).count())
-            .sum();
+        let raw: usize = span.raw.iter().map(|piece| self.events_in(*piece).count()).sum();
         rolled + raw as u64
     }
 
     fn summary(&self, plan: &QueryPlan) -> Aggregates {
         if plan.source == PlanSource::RawEvents {
             // Filters the rollups do not cover: fold the time-narrowed events by definition.
-            return reference::aggregate(
-                self.events_in(plan.query.range()).map(|e| &**e),
-                &plan.query,
-            );
+            return reference::aggregate(self.events_in(plan.query.range()).map(|e| &**e), &plan.query);
         }
         let mut whole = Rollup::default();
         if let Some(hours) = plan.whole.rollup {
@@ -175,10 +160,7 @@ impl MemoryStore {
         if let Some(existing) = self.tenant(tenant) {
             return existing;
         }
-        write(&self.tenants)
-            .entry(tenant.clone())
-            .or_default()
-            .clone()
+        write(&self.tenants).entry(tenant.clone()).or_default().clone()
     }
 }
 
@@ -235,15 +217,8 @@ impl EventStore for MemoryStore {
             .unwrap_or_default())
     }
 
-    async fn get_experiment(
-        &self,
-        tenant: &TenantId,
-        id: &ExperimentId,
-    ) -> Result<Option<Experiment>> {
-        Ok(read(&self.experiments)
-            .get(tenant)
-            .and_then(|e| e.get(id))
-            .cloned())
+    async fn get_experiment(&self, tenant: &TenantId, id: &ExperimentId) -> Result<Option<Experiment>> {
+        Ok(read(&self.experiments).get(tenant).and_then(|e| e.get(id)).cloned())
     }
 
     async fn update_experiment(&self, experiment: &Experiment) -> Result<()> {
@@ -256,10 +231,7 @@ impl EventStore for MemoryStore {
                 *slot = experiment.clone();
                 Ok(())
             }
-            None => Err(Error::not_found(format!(
-                "experiment {:?}",
-                experiment.id.as_str()
-            ))),
+            None => Err(Error::not_found(format!("experiment {:?}", experiment.id.as_str()))),
         }
     }
 

@@ -12,9 +12,7 @@ use serde::{Deserialize, Serialize};
 pub use memory::MemoryStore;
 
 use crate::error::{Error, Result};
-use crate::model::{
-    ApiKeyHash, Event, EventId, EventType, Experiment, ExperimentId, Tenant, TenantId, UserId,
-};
+use crate::model::{ApiKeyHash, Event, EventId, EventType, Experiment, ExperimentId, Tenant, TenantId, UserId};
 use crate::query::{Aggregates, QueryPlan, TimeRange};
 
 /// The most events a page of the event log may hold.
@@ -115,10 +113,7 @@ impl Pagination {
             return Err(Error::invalid("page", "starts at 1"));
         }
         if !(1..=MAX_PAGE_LIMIT).contains(&self.limit()) {
-            return Err(Error::invalid(
-                "limit",
-                format!("must be 1–{MAX_PAGE_LIMIT}"),
-            ));
+            return Err(Error::invalid("limit", format!("must be 1–{MAX_PAGE_LIMIT}")));
         }
         Ok(())
     }
@@ -141,14 +136,8 @@ impl EventListQuery {
     /// Whether `event` passes the filters (not the pagination).
     pub fn matches(&self, event: &Event) -> bool {
         self.range.is_none_or(|r| r.contains(event.timestamp))
-            && self
-                .event_type
-                .as_ref()
-                .is_none_or(|t| *t == event.event_type)
-            && self
-                .user_id
-                .as_ref()
-                .is_none_or(|u| event.user_id.as_ref() == Some(u))
+            && self.event_type.as_ref().is_none_or(|t| *t == event.event_type)
+            && self.user_id.as_ref().is_none_or(|u| event.user_id.as_ref() == Some(u))
     }
 }
 
@@ -217,11 +206,7 @@ pub trait EventStore: Send + Sync + Debug {
     async fn list_experiments(&self, tenant: &TenantId) -> Result<Vec<Experiment>>;
 
     /// One experiment, if the tenant has it.
-    async fn get_experiment(
-        &self,
-        tenant: &TenantId,
-        id: &ExperimentId,
-    ) -> Result<Option<Experiment>>;
+    async fn get_experiment(&self, tenant: &TenantId, id: &ExperimentId) -> Result<Option<Experiment>>;
 
     /// Replaces an existing experiment.
     ///
@@ -293,19 +278,8 @@ mod tests {
 
     #[test]
     fn pagination_limits() {
-        assert!(
-            Pagination::Offset { page: 0, limit: 10 }
-                .validate()
-                .is_err()
-        );
-        assert!(
-            Pagination::Cursor {
-                after: None,
-                limit: 0
-            }
-            .validate()
-            .is_err()
-        );
+        assert!(Pagination::Offset { page: 0, limit: 10 }.validate().is_err());
+        assert!(Pagination::Cursor { after: None, limit: 0 }.validate().is_err());
         assert!(
             Pagination::Cursor {
                 after: None,

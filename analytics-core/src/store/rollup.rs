@@ -71,10 +71,7 @@ impl RollupLevels {
     pub(crate) fn add(&mut self, event: &Event, user: Option<u32>) {
         let hour = HourSpan::hour_of(event.timestamp);
         self.hours.entry(hour).or_default().add(event, user);
-        self.days
-            .entry(hour.div_euclid(24))
-            .or_default()
-            .add(event, user);
+        self.days.entry(hour.div_euclid(24)).or_default().add(event, user);
     }
 
     /// Calls `visit` with rollups that together cover `span` exactly once.
@@ -82,20 +79,12 @@ impl RollupLevels {
         let first_day = span.start.div_euclid(24) + i64::from(span.start.rem_euclid(24) != 0);
         let end_day = span.end.div_euclid(24);
         if first_day >= end_day {
-            self.hours
-                .range(span.start..span.end)
-                .for_each(|(_, r)| visit(r));
+            self.hours.range(span.start..span.end).for_each(|(_, r)| visit(r));
             return;
         }
-        self.hours
-            .range(span.start..first_day * 24)
-            .for_each(|(_, r)| visit(r));
-        self.days
-            .range(first_day..end_day)
-            .for_each(|(_, r)| visit(r));
-        self.hours
-            .range(end_day * 24..span.end)
-            .for_each(|(_, r)| visit(r));
+        self.hours.range(span.start..first_day * 24).for_each(|(_, r)| visit(r));
+        self.days.range(first_day..end_day).for_each(|(_, r)| visit(r));
+        self.hours.range(end_day * 24..span.end).for_each(|(_, r)| visit(r));
     }
 
     /// Merges every count of `span` into `into`.

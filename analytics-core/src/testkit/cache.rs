@@ -82,32 +82,16 @@ struct Model {
 impl Model {
     fn versions_of(&self, tenant: usize, tags: &[Tag]) -> TagVersions {
         tags.iter()
-            .map(|t| {
-                (
-                    t.clone(),
-                    self.versions
-                        .get(&(tenant, t.clone()))
-                        .copied()
-                        .unwrap_or(0),
-                )
-            })
+            .map(|t| (t.clone(), self.versions.get(&(tenant, t.clone())).copied().unwrap_or(0)))
             .collect()
     }
 
-    fn lookup(
-        &mut self,
-        tenant: usize,
-        key: u8,
-        now: DateTime<Utc>,
-    ) -> Option<(Vec<u8>, Freshness)> {
+    fn lookup(&mut self, tenant: usize, key: u8, now: DateTime<Utc>) -> Option<(Vec<u8>, Freshness)> {
         let found = self.entries.get(&(tenant, key)).and_then(|entry| {
-            let current = entry.tags.iter().all(|(t, v)| {
-                self.versions
-                    .get(&(tenant, t.clone()))
-                    .copied()
-                    .unwrap_or(0)
-                    == *v
-            });
+            let current = entry
+                .tags
+                .iter()
+                .all(|(t, v)| self.versions.get(&(tenant, t.clone())).copied().unwrap_or(0) == *v);
             crate::cache::classify(entry, current, now).map(|f| (entry.value.to_vec(), f))
         });
         match found.as_ref().map(|(_, f)| *f) {
@@ -131,120 +115,107 @@ fn tags_of(indexes: &[usize]) -> Vec<Tag> {
 /// advances give the same hits, freshness, tag versions and stats as a simple model.
 pub async fn behaves_like_the_model(cache: Arc<dyn CacheBackend>, options: SuiteOptions) {
     let strategy = prop::collection::vec(op(), 1..40);
-    run_property(
-        "cache_behaves_like_the_model",
-        options.cases,
-        strategy,
-        move |ops| {
-            let cache = cache.clone();
-            async move {
-                let names = CaseNames::fresh();
-                let tenants = &names.tenants[..2];
-                let mut model = Model::default();
-                let mut now = start();
-                let before = cache.stats().await.map_err(|e| e.to_string())?;
-                let mut value_counter = 0u32;
-                for (step, op) in ops.iter().enumerate() {
-                    let context = |what: String| format!("step {step} ({op:?}): {what}");
-                    match op {
-                        Op::Set {
-                            tenant,
-                            key,
-                            tags,
-                            fresh_secs,
-                            stale_secs,
-                        } => {
-                            let tags = tags_of(tags);
-                            let cache_key = CacheKey::from_text(format!("k{key}"));
-                            let lookup = cache
-                                .get(&tenants[*tenant], &cache_key, &tags, now)
-                                .await
-                                .map_err(|e| e.to_string())?;
-                            model.lookup(*tenant, *key, now);
-                            value_counter += 1;
-                            let fresh_until = now + TimeDelta::seconds(*fresh_secs);
-                            let entry = CacheEntry {
-                                value: value_counter.to_be_bytes().to_vec().into(),
-                                created_at: now,
-                                fresh_until,
-                                stale_until: fresh_until + TimeDelta::seconds(*stale_secs),
-                                tags: lookup.tag_versions.clone(),
-                            };
-                            if lookup.tag_versions != model.versions_of(*tenant, &tags) {
-                                return Err(context(format!(
-                                    "versions {:?}, model {:?}",
-                                    lookup.tag_versions,
-                                    model.versions_of(*tenant, &tags)
-                                )));
-                            }
-                            cache
-                                .set(&tenants[*tenant], &cache_key, entry.clone(), now)
-                                .await
-                                .map_err(|e| e.to_string())?;
-                            if entry.stale_until > now {
-                                model.entries.insert((*tenant, *key), entry);
-                            }
+    run_property("cache_behaves_like_the_model", options.cases, strategy, move |ops| {
+        let cache = cache.clone();
+        async move {
+            let names = CaseNames::fresh();
+            let tenants = &names.tenants[..2];
+            let mut model = Model::default();
+            let mut now = start();
+            let before = cache.stats().await.map_err(|e| e.to_string())?;
+            let mut value_counter = 0u32;
+            for (step, op) in ops.iter().enumerate() {
+                let context = |what: String| format!("step {step} ({op:?}): {what}");
+                match op {
+                    Op::Set {
+                        tenant,
+                        key,
+                        tags,
+                        fresh_secs,
+                        stale_secs,
+                    } => {
+                        let tags = tags_of(tags);
+                        let cache_key = CacheKey::from_text(format!("k{key}"));
+                        let lookup = cache
+                            .get(&tenants[*tenant], &cache_key, &tags, now)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        model.lookup(*tenant, *key, now);
+                        value_counter += 1;
+                        let fresh_until = now + TimeDelta::seconds(*fresh_secs);
+                        let entry = CacheEntry {
+                            value: value_counter.to_be_bytes().to_vec().into(),
+                            created_at: now,
+                            fresh_until,
+                            stale_until: fresh_until + TimeDelta::seconds(*stale_secs),
+                            tags: lookup.tag_versions.clone(),
+                        };
+                        if lookup.tag_versions != model.versions_of(*tenant, &tags) {
+                            return Err(context(format!(
+                                "versions {:?}, model {:?}",
+                                lookup.tag_versions,
+                                model.versions_of(*tenant, &tags)
+                            )));
                         }
-                        Op::Get { tenant, key, tags } => {
-                            let tags = tags_of(tags);
-                            let got = cache
-                                .get(
-                                    &tenants[*tenant],
-                                    &CacheKey::from_text(format!("k{key}")),
-                                    &tags,
-                                    now,
-                                )
-                                .await
-                                .map_err(|e| e.to_string())?;
-                            let want = model.lookup(*tenant, *key, now);
-                            let got_hit = got.hit.map(|h| (h.entry.value.to_vec(), h.freshness));
-                            if got_hit != want {
-                                return Err(context(format!("got {got_hit:?}, model {want:?}")));
-                            }
-                            if got.tag_versions != model.versions_of(*tenant, &tags) {
-                                return Err(context(format!(
-                                    "versions {:?}, model {:?}",
-                                    got.tag_versions,
-                                    model.versions_of(*tenant, &tags)
-                                )));
-                            }
+                        cache
+                            .set(&tenants[*tenant], &cache_key, entry.clone(), now)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        if entry.stale_until > now {
+                            model.entries.insert((*tenant, *key), entry);
                         }
-                        Op::Invalidate { tenant, tags } => {
-                            let tags = tags_of(tags)[1..].to_vec();
-                            cache
-                                .invalidate(&tenants[*tenant], &tags)
-                                .await
-                                .map_err(|e| e.to_string())?;
-                            for tag in tags {
-                                *model.versions.entry((*tenant, tag)).or_insert(0) += 1;
-                            }
-                        }
-                        Op::Clear { tenant } => {
-                            cache
-                                .clear_tenant(&tenants[*tenant])
-                                .await
-                                .map_err(|e| e.to_string())?;
-                            *model.versions.entry((*tenant, Tag::tenant())).or_insert(0) += 1;
-                        }
-                        Op::Advance { secs } => now += TimeDelta::seconds(*secs),
                     }
+                    Op::Get { tenant, key, tags } => {
+                        let tags = tags_of(tags);
+                        let got = cache
+                            .get(&tenants[*tenant], &CacheKey::from_text(format!("k{key}")), &tags, now)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        let want = model.lookup(*tenant, *key, now);
+                        let got_hit = got.hit.map(|h| (h.entry.value.to_vec(), h.freshness));
+                        if got_hit != want {
+                            return Err(context(format!("got {got_hit:?}, model {want:?}")));
+                        }
+                        if got.tag_versions != model.versions_of(*tenant, &tags) {
+                            return Err(context(format!(
+                                "versions {:?}, model {:?}",
+                                got.tag_versions,
+                                model.versions_of(*tenant, &tags)
+                            )));
+                        }
+                    }
+                    Op::Invalidate { tenant, tags } => {
+                        let tags = tags_of(tags)[1..].to_vec();
+                        cache
+                            .invalidate(&tenants[*tenant], &tags)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        for tag in tags {
+                            *model.versions.entry((*tenant, tag)).or_insert(0) += 1;
+                        }
+                    }
+                    Op::Clear { tenant } => {
+                        cache.clear_tenant(&tenants[*tenant]).await.map_err(|e| e.to_string())?;
+                        *model.versions.entry((*tenant, Tag::tenant())).or_insert(0) += 1;
+                    }
+                    Op::Advance { secs } => now += TimeDelta::seconds(*secs),
                 }
-                let after = cache.stats().await.map_err(|e| e.to_string())?;
-                let delta = (
-                    after.hits - before.hits,
-                    after.misses - before.misses,
-                    after.stale_hits - before.stale_hits,
-                );
-                if delta != (model.hits, model.misses, model.stale_hits) {
-                    return Err(format!(
-                        "stats moved by {delta:?}, model counted {:?}",
-                        (model.hits, model.misses, model.stale_hits)
-                    ));
-                }
-                Ok(())
             }
-        },
-    )
+            let after = cache.stats().await.map_err(|e| e.to_string())?;
+            let delta = (
+                after.hits - before.hits,
+                after.misses - before.misses,
+                after.stale_hits - before.stale_hits,
+            );
+            if delta != (model.hits, model.misses, model.stale_hits) {
+                return Err(format!(
+                    "stats moved by {delta:?}, model counted {:?}",
+                    (model.hits, model.misses, model.stale_hits)
+                ));
+            }
+            Ok(())
+        }
+    })
     .await;
 }
 
@@ -312,11 +283,7 @@ pub async fn tag_invalidation_is_per_tag(cache: &dyn CacheBackend) {
     for (key, tag) in [("d1", &day1), ("d2", &day2)] {
         let key = CacheKey::from_text(key);
         let tags = [Tag::tenant(), tag.clone()];
-        let versions = cache
-            .get(&tenant, &key, &tags, now)
-            .await
-            .expect("get")
-            .tag_versions;
+        let versions = cache.get(&tenant, &key, &tags, now).await.expect("get").tag_versions;
         cache
             .set(&tenant, &key, entry(now, 60, 60, versions), now)
             .await
@@ -335,12 +302,7 @@ pub async fn tag_invalidation_is_per_tag(cache: &dyn CacheBackend) {
         Some(Freshness::Fresh)
     );
     let versions = cache
-        .get(
-            &tenant,
-            &CacheKey::from_text("d1"),
-            &[day1.clone(), day2.clone()],
-            now,
-        )
+        .get(&tenant, &CacheKey::from_text("d1"), &[day1.clone(), day2.clone()], now)
         .await
         .expect("get")
         .tag_versions;
@@ -355,23 +317,13 @@ pub async fn a_write_racing_a_computation_is_not_hidden(cache: &dyn CacheBackend
     let now = start();
     let [day1, ..] = tag_pool();
     let tags = [Tag::tenant(), day1.clone()];
-    let before = cache
-        .get(&tenant, &key, &tags, now)
-        .await
-        .expect("get")
-        .tag_versions;
-    cache
-        .invalidate(&tenant, &[day1])
-        .await
-        .expect("invalidate");
+    let before = cache.get(&tenant, &key, &tags, now).await.expect("get").tag_versions;
+    cache.invalidate(&tenant, &[day1]).await.expect("invalidate");
     cache
         .set(&tenant, &key, entry(now, 60, 60, before), now)
         .await
         .expect("set");
-    assert_eq!(
-        freshness(cache, &tenant, &key, now).await,
-        Some(Freshness::Invalidated)
-    );
+    assert_eq!(freshness(cache, &tenant, &key, now).await, Some(Freshness::Invalidated));
 }
 
 /// Clearing a tenant invalidates all its entries and none of another tenant's.
@@ -395,10 +347,7 @@ pub async fn clearing_a_tenant_spares_the_others(cache: &dyn CacheBackend) {
         .expect("get")
         .hit
         .expect("b's entry");
-    assert_eq!(
-        &*b.entry.value, b"b",
-        "the same key in another tenant is another entry"
-    );
+    assert_eq!(&*b.entry.value, b"b", "the same key in another tenant is another entry");
     cache.clear_tenant(&names.tenants[0]).await.expect("clear");
     assert_eq!(
         freshness(cache, &names.tenants[0], &key, now).await,

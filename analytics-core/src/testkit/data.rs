@@ -5,9 +5,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, TimeDelta, Utc};
 use proptest::prelude::*;
 
-use crate::model::{
-    Device, Event, EventId, EventType, ExperimentId, Page, TenantId, UserId, VariantKey,
-};
+use crate::model::{Device, Event, EventId, EventType, ExperimentId, Page, TenantId, UserId, VariantKey};
 use crate::query::{Granularity, Query, SummaryRequest};
 use crate::store::AppendOutcome;
 
@@ -115,8 +113,7 @@ impl Dataset {
                 events,
                 retried,
             });
-        (0..BASES.len(), prop::collection::vec(batch, 0..12))
-            .prop_map(|(base, batches)| Self { base, batches })
+        (0..BASES.len(), prop::collection::vec(batch, 0..12)).prop_map(|(base, batches)| Self { base, batches })
     }
 
     /// The start of the window.
@@ -148,20 +145,14 @@ impl Dataset {
             event_type,
             timestamp,
         );
-        event.user_id = spec
-            .user
-            .map(|u| UserId::parse(format!("user {u}")).expect("valid"));
-        event.page = spec
-            .page
-            .map(|p| Page::parse(format!("/page/{p}")).expect("valid"));
+        event.user_id = spec.user.map(|u| UserId::parse(format!("user {u}")).expect("valid"));
+        event.page = spec.page.map(|p| Page::parse(format!("/page/{p}")).expect("valid"));
         event.device = spec
             .device
             .map(|d| Device::parse(["desktop", "mobile", "tablet"][d as usize]).expect("valid"));
         if let Some((experiment, variant)) = spec.experiment {
-            event.experiment_id =
-                Some(ExperimentId::parse(format!("exp{experiment}")).expect("valid"));
-            event.variant =
-                variant.map(|v| VariantKey::parse(["A", "B", "C"][v as usize]).expect("valid"));
+            event.experiment_id = Some(ExperimentId::parse(format!("exp{experiment}")).expect("valid"));
+            event.variant = variant.map(|v| VariantKey::parse(["A", "B", "C"][v as usize]).expect("valid"));
         }
         event
     }
@@ -169,9 +160,7 @@ impl Dataset {
 
 /// What a store must answer when appending `batches` in order: the outcome of each call
 /// (retries included) and the events it keeps.
-pub(super) fn expected_appends(
-    batches: &[(TenantId, Vec<Event>, bool)],
-) -> (Vec<AppendOutcome>, Vec<Event>) {
+pub(super) fn expected_appends(batches: &[(TenantId, Vec<Event>, bool)]) -> (Vec<AppendOutcome>, Vec<Event>) {
     let mut seen = HashSet::new();
     let mut kept = Vec::new();
     let mut outcomes = Vec::new();
@@ -267,9 +256,7 @@ impl QuerySpec {
     pub fn query(&self, dataset: &Dataset, names: &CaseNames) -> Option<Query> {
         let base = dataset.base();
         let text = |b: Bound| match b {
-            Bound::Date(days) => (base + TimeDelta::days(days))
-                .format("%Y-%m-%d")
-                .to_string(),
+            Bound::Date(days) => (base + TimeDelta::days(days)).format("%Y-%m-%d").to_string(),
             Bound::Instant(micros) => (base + TimeDelta::microseconds(micros)).to_rfc3339(),
         };
         let request = SummaryRequest {

@@ -9,8 +9,7 @@ use super::data::{CaseNames, Dataset, QuerySpec, expected_appends};
 use super::{SuiteOptions, run_property};
 use crate::Error;
 use crate::model::{
-    ApiKey, Event, EventId, EventType, Experiment, ExperimentInput, ExperimentPatch,
-    ExperimentStatus, Tenant, TenantId,
+    ApiKey, Event, EventId, EventType, Experiment, ExperimentInput, ExperimentPatch, ExperimentStatus, Tenant, TenantId,
 };
 use crate::query::{Aggregates, QueryPlan, TimeRange};
 use crate::reference;
@@ -33,10 +32,7 @@ pub async fn run_all(store: Arc<dyn EventStore>, options: SuiteOptions) {
 /// generated query — any granularity, several timezones, ranges not aligned to hours, filters —
 /// equals the reference aggregation.
 pub async fn summaries_match_reference(store: Arc<dyn EventStore>, options: SuiteOptions) {
-    let strategy = (
-        Dataset::strategy(),
-        prop::collection::vec(QuerySpec::strategy(), 1..10),
-    );
+    let strategy = (Dataset::strategy(), prop::collection::vec(QuerySpec::strategy(), 1..10));
     run_property(
         "summaries_match_reference",
         options.cases,
@@ -70,11 +66,7 @@ pub async fn summaries_match_reference(store: Arc<dyn EventStore>, options: Suit
     .await;
 }
 
-async fn append_dataset(
-    store: &dyn EventStore,
-    dataset: &Dataset,
-    names: &CaseNames,
-) -> Result<Vec<Event>, String> {
+async fn append_dataset(store: &dyn EventStore, dataset: &Dataset, names: &CaseNames) -> Result<Vec<Event>, String> {
     let batches = dataset.batches(names);
     let (expected, kept) = expected_appends(&batches);
     let mut outcomes = expected.iter();
@@ -86,29 +78,19 @@ async fn append_dataset(
                 .map_err(|e| format!("append failed: {e}"))?;
             let want = outcomes.next().expect("one expected outcome per call");
             if got != *want {
-                return Err(format!(
-                    "append outcome differs:\n got {got:?}\nwant {want:?}"
-                ));
+                return Err(format!("append outcome differs:\n got {got:?}\nwant {want:?}"));
             }
         }
     }
     Ok(kept)
 }
 
-fn compare(
-    got: &Aggregates,
-    want: &Aggregates,
-    exact_required: bool,
-    tolerance: f64,
-) -> Result<(), String> {
+fn compare(got: &Aggregates, want: &Aggregates, exact_required: bool, tolerance: f64) -> Result<(), String> {
     if got.unique_users_approximate {
         if exact_required {
-            return Err(
-                "unique users were approximate although the query required exact counts".into(),
-            );
+            return Err("unique users were approximate although the query required exact counts".into());
         }
-        let error = (got.unique_users as f64 - want.unique_users as f64).abs()
-            / (want.unique_users.max(1) as f64);
+        let error = (got.unique_users as f64 - want.unique_users as f64).abs() / (want.unique_users.max(1) as f64);
         if error > tolerance {
             return Err(format!(
                 "unique users {} vs exact {} (error {error:.4} > {tolerance})",
@@ -137,12 +119,7 @@ fn compare(
 /// once, newest first, ending with no cursor; offset pages agree with the same order and report
 /// the total.
 pub async fn pagination_covers_every_event_once(store: Arc<dyn EventStore>, options: SuiteOptions) {
-    let strategy = (
-        Dataset::strategy(),
-        1u32..9,
-        prop::option::of(0u8..2),
-        0usize..3,
-    );
+    let strategy = (Dataset::strategy(), 1u32..9, prop::option::of(0u8..2), 0usize..3);
     run_property(
         "pagination_covers_every_event_once",
         options.cases,
@@ -163,9 +140,7 @@ pub async fn pagination_covers_every_event_once(store: Arc<dyn EventStore>, opti
                     Some(0) => query.event_type = Some(EventType::parse("click").expect("valid")),
                     Some(_) => {
                         let start = dataset.base() + TimeDelta::hours(30);
-                        query.range = Some(
-                            TimeRange::new(start, start + TimeDelta::hours(50)).expect("valid"),
-                        );
+                        query.range = Some(TimeRange::new(start, start + TimeDelta::hours(50)).expect("valid"));
                     }
                     None => {}
                 }
@@ -182,10 +157,7 @@ pub async fn pagination_covers_every_event_once(store: Arc<dyn EventStore>, opti
                         .await
                         .map_err(|e| format!("list failed: {e}"))?;
                     if page.events.len() > limit as usize {
-                        return Err(format!(
-                            "page of {} events exceeds limit {limit}",
-                            page.events.len()
-                        ));
+                        return Err(format!("page of {} events exceeds limit {limit}", page.events.len()));
                     }
                     seen.extend(page.events.iter().map(|e| e.id.clone()));
                     match page.next_cursor {
@@ -196,8 +168,7 @@ pub async fn pagination_covers_every_event_once(store: Arc<dyn EventStore>, opti
                             if seen.len() > want.len() {
                                 return Err("pagination returned more events than exist".into());
                             }
-                            let cursor =
-                                EventCursor::decode(&cursor.encode()).map_err(|e| e.to_string())?;
+                            let cursor = EventCursor::decode(&cursor.encode()).map_err(|e| e.to_string())?;
                             query.pagination = Pagination::Cursor {
                                 after: Some(cursor),
                                 limit,
@@ -262,8 +233,7 @@ fn sample_event(tenant: &TenantId, id: &str, when: &str) -> Event {
 }
 
 fn day_summary_plan(tenant: &TenantId) -> QueryPlan {
-    let range =
-        TimeRange::new(at("2024-05-01T00:00:00Z"), at("2024-05-02T00:00:00Z")).expect("valid");
+    let range = TimeRange::new(at("2024-05-01T00:00:00Z"), at("2024-05-02T00:00:00Z")).expect("valid");
     QueryPlan::new(
         crate::query::Query::new(
             tenant.clone(),
@@ -284,24 +254,11 @@ pub async fn idempotent_retries(store: &dyn EventStore) {
         sample_event(&tenant, "r2", "2024-05-01T10:30:00Z"),
     ];
     let first = store.append(&tenant, &batch).await.expect("append");
-    assert_eq!(
-        first.accepted.len(),
-        2,
-        "first append accepts both: {first:?}"
-    );
+    assert_eq!(first.accepted.len(), 2, "first append accepts both: {first:?}");
     let again = store.append(&tenant, &batch).await.expect("retry");
-    assert!(
-        again.accepted.is_empty(),
-        "a retry accepts nothing: {again:?}"
-    );
-    assert_eq!(
-        again.duplicates,
-        vec![batch[0].id.clone(), batch[1].id.clone()]
-    );
-    let summary = store
-        .summary(&day_summary_plan(&tenant))
-        .await
-        .expect("summary");
+    assert!(again.accepted.is_empty(), "a retry accepts nothing: {again:?}");
+    assert_eq!(again.duplicates, vec![batch[0].id.clone(), batch[1].id.clone()]);
+    let summary = store.summary(&day_summary_plan(&tenant)).await.expect("summary");
     assert_eq!(summary.total_events, 2, "retried events are counted once");
 }
 
@@ -323,15 +280,9 @@ pub async fn tenants_are_isolated(store: &dyn EventStore) {
         "an id taken in another tenant is not a duplicate"
     );
     for (tenant, hour) in [(a, 10), (b, 11)] {
-        let summary = store
-            .summary(&day_summary_plan(tenant))
-            .await
-            .expect("summary");
+        let summary = store.summary(&day_summary_plan(tenant)).await.expect("summary");
         assert_eq!(summary.total_events, 1);
-        assert_eq!(
-            summary.time_series[hour], 1,
-            "{tenant} sees only its own event"
-        );
+        assert_eq!(summary.time_series[hour], 1, "{tenant} sees only its own event");
         let page = store
             .list_events(
                 tenant,
@@ -369,10 +320,8 @@ pub async fn experiments_round_trip(store: &dyn EventStore) {
         id: Some(id.into()),
         name: Some(format!("Experiment {id}")),
         variants: Some(
-            serde_json::from_value(
-                serde_json::json!([{"key": "A", "weight": 1}, {"key": "B", "weight": 1}]),
-            )
-            .expect("valid"),
+            serde_json::from_value(serde_json::json!([{"key": "A", "weight": 1}, {"key": "B", "weight": 1}]))
+                .expect("valid"),
         ),
         ..Default::default()
     };
@@ -384,10 +333,7 @@ pub async fn experiments_round_trip(store: &dyn EventStore) {
         matches!(store.create_experiment(&a).await, Err(Error::Conflict(_))),
         "a taken id conflicts"
     );
-    assert_eq!(
-        store.get_experiment(tenant, &a.id).await.expect("get"),
-        Some(a.clone())
-    );
+    assert_eq!(store.get_experiment(tenant, &a.id).await.expect("get"), Some(a.clone()));
     let listed: Vec<_> = store
         .list_experiments(tenant)
         .await
@@ -406,23 +352,14 @@ pub async fn experiments_round_trip(store: &dyn EventStore) {
         )
         .expect("valid");
     store.update_experiment(&running).await.expect("update");
-    assert_eq!(
-        store.get_experiment(tenant, &a.id).await.expect("get"),
-        Some(running)
-    );
+    assert_eq!(store.get_experiment(tenant, &a.id).await.expect("get"), Some(running));
     let other = &names.tenants[1];
     assert_eq!(
         store.get_experiment(other, &a.id).await.expect("get"),
         None,
         "another tenant cannot see it"
     );
-    assert!(
-        store
-            .list_experiments(other)
-            .await
-            .expect("list")
-            .is_empty()
-    );
+    assert!(store.list_experiments(other).await.expect("list").is_empty());
     let missing = Experiment::from_input(input("exp_missing"), other, now).expect("valid");
     assert!(matches!(
         store.update_experiment(&missing).await,
@@ -434,22 +371,12 @@ pub async fn experiments_round_trip(store: &dyn EventStore) {
 /// unregistered tenants.
 pub async fn tenants_and_api_keys(store: &dyn EventStore) {
     let names = CaseNames::fresh();
-    let tenant =
-        Tenant::new(names.tenants[0].clone(), "Acme", at("2024-05-01T00:00:00Z")).expect("valid");
+    let tenant = Tenant::new(names.tenants[0].clone(), "Acme", at("2024-05-01T00:00:00Z")).expect("valid");
     store.create_tenant(&tenant).await.expect("create");
-    assert!(matches!(
-        store.create_tenant(&tenant).await,
-        Err(Error::Conflict(_))
-    ));
-    assert_eq!(
-        store.get_tenant(&tenant.id).await.expect("get"),
-        Some(tenant.clone())
-    );
+    assert!(matches!(store.create_tenant(&tenant).await, Err(Error::Conflict(_))));
+    assert_eq!(store.get_tenant(&tenant.id).await.expect("get"), Some(tenant.clone()));
     let key = ApiKey::generate().expect("key");
-    store
-        .add_api_key(&tenant.id, &key.hash())
-        .await
-        .expect("add key");
+    store.add_api_key(&tenant.id, &key.hash()).await.expect("add key");
     assert_eq!(
         store.tenant_for_api_key(&key.hash()).await.expect("lookup"),
         Some(tenant.id.clone())
@@ -459,13 +386,7 @@ pub async fn tenants_and_api_keys(store: &dyn EventStore) {
         Err(Error::Conflict(_))
     ));
     let unknown = ApiKey::generate().expect("key");
-    assert_eq!(
-        store
-            .tenant_for_api_key(&unknown.hash())
-            .await
-            .expect("lookup"),
-        None
-    );
+    assert_eq!(store.tenant_for_api_key(&unknown.hash()).await.expect("lookup"), None);
     assert!(matches!(
         store.add_api_key(&names.tenants[1], &unknown.hash()).await,
         Err(Error::NotFound { .. })
@@ -486,10 +407,7 @@ pub async fn rejects_events_of_another_tenant(store: &dyn EventStore) {
         "{err}"
     );
     let summary = store.summary(&day_summary_plan(a)).await.expect("summary");
-    assert_eq!(
-        summary.total_events, 0,
-        "nothing of a rejected batch is stored"
-    );
+    assert_eq!(summary.total_events, 0, "nothing of a rejected batch is stored");
 }
 
 /// The store reports itself healthy.

@@ -1,1 +1,41 @@
-//! placeholder
+//! # analytics
+//!
+//! Answers analytics-dashboard questions over a service's user events — total events, unique
+//! users, events by type, time series by hour/day/week/month in any timezone, top pages, device
+//! stats, A/B experiment variants — fast, cached, and dependable.
+//!
+//! This is the facade crate: it re-exports [`analytics_core`] (the model, planner, reference
+//! aggregation, cache engine and the embedded defaults) and, behind features, the adapters.
+//!
+//! ```
+//! use analytics::{Analytics, model::{EventInput, TenantId}, query::SummaryRequest};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> analytics::Result<()> {
+//! let analytics = Analytics::in_memory();
+//! let tenant = TenantId::parse("acme")?;
+//! analytics
+//!     .ingest(&tenant, vec![EventInput {
+//!         event_type: Some("click".into()),
+//!         timestamp: Some("2024-01-15T10:00:00Z".into()),
+//!         ..Default::default()
+//!     }])
+//!     .await?;
+//! let summary = analytics.summary(&tenant, &SummaryRequest::new("2024-01-01", "2024-01-31")).await?;
+//! assert_eq!(summary.body.total_events, 1);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Features
+//! - `moka` (default): the in-process moka cache, the default cache backend.
+//!
+//! The PostgreSQL (`postgres`), Redis (`redis`) and HTTP (`http`) adapters are added as features
+//! by their crates.
+
+pub use analytics_core::*;
+
+/// The README's examples, compiled and run as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -158,7 +158,8 @@ impl EventGenerator {
 
     fn timestamp(&mut self) -> DateTime<Utc> {
         loop {
-            let day = self.rng.random_range(0..self.config.days.max(1));
+            // Day `days` holds the partial day up to the window's end (rejected past it below).
+            let day = self.rng.random_range(0..=self.config.days);
             let date = self.config.start + TimeDelta::days(i64::from(day));
             // Weekends carry 60% of a weekday's traffic.
             let weekend = matches!(

@@ -277,8 +277,9 @@ impl EventStore for MemoryStore {
     }
 }
 
-/// Locks ignore poisoning: every critical section leaves its data consistent before any call
-/// that could panic, so a panicking reader elsewhere must not take the store down.
+/// Locks ignore poisoning. Critical sections call nothing that panics on valid data; if a bug
+/// made one panic mid-update, the tenant's data could be partly updated, but poisoning would
+/// instead fail every later call for every tenant sharing the lock.
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(PoisonError::into_inner)
 }

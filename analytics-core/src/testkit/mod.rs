@@ -3,12 +3,17 @@
 //! Plain async functions taking the backend as a trait object: a backend's test calls them with
 //! its own setup, so one suite — not a copied test file per backend — defines correctness.
 //!
-//! ```ignore
-//! #[tokio::test]
-//! async fn memory_store_conforms() {
-//!     let store = Arc::new(MemoryStore::new());
-//!     analytics_core::testkit::store::run_all(store, SuiteOptions::exact()).await;
-//! }
+//! ```
+//! use std::sync::Arc;
+//! use analytics_core::store::MemoryStore;
+//! use analytics_core::testkit::{self, SuiteOptions};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! // In a backend's test: `#[tokio::test] async fn conforms() { ... }`.
+//! let options = SuiteOptions { cases: 8, ..SuiteOptions::exact() };
+//! testkit::store::run_all(Arc::new(MemoryStore::new()), options).await;
+//! # }
 //! ```
 //!
 //! The property-based parts run proptest (with shrinking) on a blocking thread that drives the

@@ -65,7 +65,7 @@ const DEVICES: [(&str, u32); 3] = [("desktop", 55), ("mobile", 38), ("tablet", 7
 const BROWSERS: [(&str, u32); 4] = [("Chrome", 64), ("Safari", 20), ("Firefox", 9), ("Edge", 7)];
 const COUNTRIES: [(&str, u32); 6] = [("US", 40), ("DE", 14), ("GB", 12), ("IN", 14), ("BR", 10), ("JP", 10)];
 const SECTIONS: [&str; 8] = [
-    "", "pricing", "docs", "blog", "product", "checkout", "account", "support",
+    "landing", "pricing", "docs", "blog", "product", "checkout", "account", "support",
 ];
 
 /// An iterator of generated events.
@@ -123,12 +123,12 @@ impl EventGenerator {
         let pages: Vec<Page> = (0..60)
             .map(|i| {
                 let section = SECTIONS[i % SECTIONS.len()];
-                let path = if i < SECTIONS.len() {
-                    format!("/{section}")
-                } else {
-                    format!("/{section}/{}", i / SECTIONS.len())
+                let path = match i {
+                    0 => "/".to_owned(),
+                    i if i < SECTIONS.len() => format!("/{section}"),
+                    i => format!("/{section}/{}", i / SECTIONS.len()),
                 };
-                Page::parse(path.replace("//", "/")).expect("valid page")
+                Page::parse(path).expect("valid page")
             })
             .collect();
         // Busiest mid-afternoon UTC, quietest before dawn.

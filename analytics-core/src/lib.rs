@@ -60,6 +60,7 @@ pub mod generator;
 pub mod model;
 pub mod query;
 pub mod reference;
+pub mod resilience;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -1,0 +1,585 @@
+//! A circuit breaker with resilience4j's semantics, minus its known wedges.
+//!
+//! - Count-based (last N calls) or time-based (last N seconds) sliding window; failure-rate and
+//!   slow-call-rate thresholds; a minimum number of calls before rates count.
+//! - Open for `wait_in_open`, then half-open with a bounded number of permits; the permitted
+//!   calls' rates decide, once they have all completed, whether to close or re-open.
+//! - Disabled, forced-open and metrics-only states for operators.
+//!
+//! Improvements on resilience4j: a permit is a guard — a caller that is cancelled or panics
+//! gives its half-open permit back on drop, so the breaker can never wedge half-open; at most
+//! `half_open_permits` calls run at once in half-open; `max_wait_in_half_open` re-opens a
+//! half-open breaker whose trial calls never finish; outcomes are stamped with the phase they
+//! started in, so a slow call from a previous phase cannot skew the current one.
+//!
+//! Time comes from the [`Clock`]; tests drive it virtually.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::{Clock, delta, elapsed};
+use crate::error::{Error, ErrorKind, Result};
+
+/// Which calls the failure rate is computed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlidingWindow {
+    /// The last `n` completed calls.
+    Count(u32),
+    /// The calls completed in the last `n` whole seconds (the current second included).
+    Time(u32),
+}
+
+/// Which errors count as failures. Errors that do not count are recorded as successes: the
+/// backend answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailurePolicy {
+    /// Only transient errors (unavailable, timeout, overload) — the default: an invalid query or
+    /// a missing experiment says nothing about the backend's health.
+    TransientOnly,
+    /// Every error.
+    AllErrors,
+}
+
+/// Breaker settings. Defaults: count window of 20 calls, at least 10 calls before rates count,
+/// 50% failure rate, 100% slow-call rate with calls slower than 5 s being slow, 30 s open,
+/// 5 half-open permits, at most 60 s half-open, transient errors only.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BreakerConfig {
+    /// The sliding window.
+    pub window: SlidingWindow,
+    /// Open when at least this percentage of calls in the window failed (0–100].
+    pub failure_rate_threshold: f64,
+    /// Open when at least this percentage of calls in the window were slow (0–100].
+    pub slow_call_rate_threshold: f64,
+    /// A call taking at least this long is slow.
+    pub slow_call_duration: Duration,
+    /// Rates are not evaluated before the window holds this many calls.
+    pub minimum_calls: u32,
+    /// How long to stay open before trying half-open.
+    pub wait_in_open: Duration,
+    /// Trial calls admitted in half-open; their outcome decides.
+    pub half_open_permits: u32,
+    /// Re-open if half-open lasts longer than this (`None`: wait for the trial calls).
+    pub max_wait_in_half_open: Option<Duration>,
+    /// Which errors count as failures.
+    pub failures: FailurePolicy,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            window: SlidingWindow::Count(20),
+            failure_rate_threshold: 50.0,
+            slow_call_rate_threshold: 100.0,
+            slow_call_duration: Duration::from_secs(5),
+            minimum_calls: 10,
+            wait_in_open: Duration::from_secs(30),
+            half_open_permits: 5,
+            max_wait_in_half_open: Some(Duration::from_secs(60)),
+            failures: FailurePolicy::TransientOnly,
+        }
+    }
+}
+
+impl BreakerConfig {
+    /// Checks the settings.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the setting.
+    pub fn validate(&self) -> Result<()> {
+        let rate_ok = |r: f64| r > 0.0 && r <= 100.0;
+        if !rate_ok(self.failure_rate_threshold) {
+            return Err(Error::invalid("failureRateThreshold", "must be in (0, 100]"));
+        }
+        if !rate_ok(self.slow_call_rate_threshold) {
+            return Err(Error::invalid("slowCallRateThreshold", "must be in (0, 100]"));
+        }
+        match self.window {
+            SlidingWindow::Count(0) | SlidingWindow::Time(0) => {
+                return Err(Error::invalid("window", "must hold at least one call or second"));
+            }
+            _ => {}
+        }
+        if self.minimum_calls == 0 {
+            return Err(Error::invalid("minimumCalls", "must be at least 1"));
+        }
+        if self.half_open_permits == 0 {
+            return Err(Error::invalid("halfOpenPermits", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// The breaker's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum BreakerState {
+    /// Calls pass; outcomes are recorded.
+    Closed,
+    /// Calls are refused until `wait_in_open` has passed.
+    Open,
+    /// A few trial calls pass; the rest are refused.
+    HalfOpen,
+    /// Calls pass; nothing is recorded.
+    Disabled,
+    /// Calls are refused until an operator changes the state.
+    ForcedOpen,
+    /// Calls pass; outcomes are recorded but never change the state.
+    MetricsOnly,
+}
+
+impl BreakerState {
+    fn code(self) -> u8 {
+        self as u8
+    }
+
+    fn from_code(code: u8) -> Self {
+        [Self::Closed, Self::Open, Self::HalfOpen, Self::Disabled, Self::ForcedOpen, Self::MetricsOnly][code as usize]
+    }
+}
+
+/// A state change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Transition {
+    /// Previous state.
+    pub from: BreakerState,
+    /// New state.
+    pub to: BreakerState,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// What the breaker has seen (for health endpoints).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BreakerMetrics {
+    /// Current state.
+    pub state: BreakerState,
+    /// Calls in the sliding window (closed) or completed trial calls (half-open).
+    pub calls: u32,
+    /// Failed calls among them.
+    pub failed_calls: u32,
+    /// Slow calls among them.
+    pub slow_calls: u32,
+    /// Failure rate over them in percent, if at least `minimum_calls` were seen.
+    pub failure_rate: Option<f64>,
+    /// Slow-call rate over them in percent, if at least `minimum_calls` were seen.
+    pub slow_call_rate: Option<f64>,
+    /// Successful calls since creation.
+    pub successes_total: u64,
+    /// Failed calls since creation.
+    pub failures_total: u64,
+    /// Calls refused since creation.
+    pub rejected_total: u64,
+    /// The last state change.
+    pub last_transition: Option<Transition>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    calls: u32,
+    failed: u32,
+    slow: u32,
+}
+
+impl Tally {
+    fn add(&mut self, failed: bool, slow: bool) {
+        self.calls += 1;
+        self.failed += u32::from(failed);
+        self.slow += u32::from(slow);
+    }
+
+    fn remove(&mut self, failed: bool, slow: bool) {
+        self.calls -= 1;
+        self.failed -= u32::from(failed);
+        self.slow -= u32::from(slow);
+    }
+
+    fn rates(&self) -> (f64, f64) {
+        let calls = f64::from(self.calls.max(1));
+        (f64::from(self.failed) * 100.0 / calls, f64::from(self.slow) * 100.0 / calls)
+    }
+}
+
+/// The closed-state window.
+#[derive(Debug)]
+enum Window {
+    Count { size: usize, outcomes: VecDeque<(bool, bool)>, tally: Tally },
+    Time { seconds: i64, buckets: VecDeque<(i64, Tally)> },
+}
+
+impl Window {
+    fn new(kind: SlidingWindow) -> Self {
+        match kind {
+            SlidingWindow::Count(n) => Window::Count { size: n as usize, outcomes: VecDeque::new(), tally: Tally::default() },
+            SlidingWindow::Time(s) => Window::Time { seconds: i64::from(s), buckets: VecDeque::new() },
+        }
+    }
+
+    fn record(&mut self, failed: bool, slow: bool, now: DateTime<Utc>) {
+        match self {
+            Window::Count { size, outcomes, tally } => {
+                if outcomes.len() == *size
+                    && let Some((f, s)) = outcomes.pop_front()
+                {
+                    tally.remove(f, s);
+                }
+                outcomes.push_back((failed, slow));
+                tally.add(failed, slow);
+            }
+            Window::Time { buckets, .. } => {
+                let second = now.timestamp();
+                match buckets.back_mut() {
+                    Some((s, tally)) if *s == second => tally.add(failed, slow),
+                    _ => {
+                        let mut tally = Tally::default();
+                        tally.add(failed, slow);
+                        buckets.push_back((second, tally));
+                    }
+                }
+                self.expire(now);
+            }
+        }
+    }
+
+    fn expire(&mut self, now: DateTime<Utc>) {
+        if let Window::Time { seconds, buckets } = self {
+            let oldest = now.timestamp() - *seconds;
+            while buckets.front().is_some_and(|(s, _)| *s <= oldest) {
+                buckets.pop_front();
+            }
+        }
+    }
+
+    fn tally(&mut self, now: DateTime<Utc>) -> Tally {
+        self.expire(now);
+        match self {
+            Window::Count { tally, .. } => *tally,
+            Window::Time { buckets, .. } => buckets.iter().fold(Tally::default(), |mut sum, (_, t)| {
+                sum.calls += t.calls;
+                sum.failed += t.failed;
+                sum.slow += t.slow;
+                sum
+            }),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: BreakerState,
+    since: DateTime<Utc>,
+    /// Incremented on every transition; a permit only counts in the phase it was issued in.
+    phase: u64,
+    window: Window,
+    trial_admitted: u32,
+    trial: Tally,
+    successes_total: u64,
+    failures_total: u64,
+    rejected_total: u64,
+    last_transition: Option<Transition>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: BreakerConfig,
+    clock: Arc<dyn Clock>,
+    /// `phase << 8 | state`, mirrored from `Inner` so the closed path admits without the lock.
+    status: AtomicU64,
+    inner: Mutex<Inner>,
+}
+
+/// A circuit breaker. Cheap to clone; clones share state.
+#[derive(Debug, Clone)]
+pub struct CircuitBreaker {
+    shared: Arc<Shared>,
+}
+
+/// Permission to make one call. Report its outcome with [`success`](Self::success),
+/// [`failure`](Self::failure) or [`record`](Self::record); dropping it unreported (a cancelled
+/// or panicking caller) records nothing and gives a half-open permit back.
+#[derive(Debug)]
+#[must_use = "a permit that is dropped records nothing"]
+pub struct BreakerPermit {
+    shared: Arc<Shared>,
+    phase: u64,
+    state: BreakerState,
+    started: DateTime<Utc>,
+}
+
+impl CircuitBreaker {
+    /// A closed breaker.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for invalid settings.
+    pub fn new(config: BreakerConfig, clock: Arc<dyn Clock>) -> Result<Self> {
+        config.validate()?;
+        let now = clock.now();
+        let inner = Inner {
+            state: BreakerState::Closed,
+            since: now,
+            phase: 0,
+            window: Window::new(config.window),
+            trial_admitted: 0,
+            trial: Tally::default(),
+            successes_total: 0,
+            failures_total: 0,
+            rejected_total: 0,
+            last_transition: None,
+        };
+        let status = AtomicU64::new(u64::from(BreakerState::Closed.code()));
+        let shared = Shared { config, clock, status, inner: Mutex::new(inner) };
+        Ok(Self { shared: Arc::new(shared) })
+    }
+
+    /// Asks to make a call.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] with a retry hint when the breaker refuses.
+    pub fn try_acquire(&self) -> Result<BreakerPermit> {
+        let now = self.shared.clock.now();
+        let status = self.shared.status.load(Ordering::Acquire);
+        let fast = BreakerState::from_code((status & 0xff) as u8);
+        if matches!(fast, BreakerState::Closed | BreakerState::Disabled | BreakerState::MetricsOnly) {
+            return Ok(self.permit(status >> 8, fast, now));
+        }
+        let mut inner = self.lock();
+        self.advance(&mut inner, now);
+        let refuse = |inner: &mut Inner, retry_after: Option<Duration>, why: &str| {
+            inner.rejected_total += 1;
+            Err(Error::Unavailable { message: format!("circuit breaker {why}"), retry_after })
+        };
+        match inner.state {
+            BreakerState::Open => {
+                let wait = elapsed(now, inner.since + delta(self.shared.config.wait_in_open)).max(Duration::from_millis(1));
+                refuse(&mut inner, Some(wait), "open")
+            }
+            BreakerState::ForcedOpen => refuse(&mut inner, None, "forced open"),
+            BreakerState::HalfOpen if inner.trial_admitted >= self.shared.config.half_open_permits => {
+                refuse(&mut inner, Some(Duration::from_secs(1)), "half-open and all trial permits are taken")
+            }
+            BreakerState::HalfOpen => {
+                inner.trial_admitted += 1;
+                let phase = inner.phase;
+                Ok(self.permit(phase, BreakerState::HalfOpen, now))
+            }
+            state => {
+                let phase = inner.phase;
+                Ok(self.permit(phase, state, now))
+            }
+        }
+    }
+
+    fn permit(&self, phase: u64, state: BreakerState, started: DateTime<Utc>) -> BreakerPermit {
+        BreakerPermit { shared: self.shared.clone(), phase, state, started }
+    }
+
+    /// Runs `call` through the breaker, recording its outcome.
+    ///
+    /// # Errors
+    /// The breaker's refusal, or the call's own error.
+    pub async fn call<T, F>(&self, call: F) -> Result<T>
+    where
+        F: Future<Output = Result<T>>,
+    {
+        let permit = self.try_acquire()?;
+        let result = call.await;
+        permit.record(result.as_ref().err());
+        result
+    }
+
+    /// The current state (after applying any time-based transition that is due).
+    pub fn state(&self) -> BreakerState {
+        let mut inner = self.lock();
+        self.advance(&mut inner, self.shared.clock.now());
+        inner.state
+    }
+
+    /// Counts, rates and the last transition.
+    pub fn metrics(&self) -> BreakerMetrics {
+        let now = self.shared.clock.now();
+        let mut inner = self.lock();
+        self.advance(&mut inner, now);
+        let tally = if inner.state == BreakerState::HalfOpen { inner.trial } else { inner.window.tally(now) };
+        let minimum = match inner.state {
+            BreakerState::HalfOpen => self.shared.config.half_open_permits,
+            _ => self.shared.config.minimum_calls,
+        };
+        let (failure_rate, slow_rate) = tally.rates();
+        let enough = tally.calls >= minimum;
+        BreakerMetrics {
+            state: inner.state,
+            calls: tally.calls,
+            failed_calls: tally.failed,
+            slow_calls: tally.slow,
+            failure_rate: enough.then_some(failure_rate),
+            slow_call_rate: enough.then_some(slow_rate),
+            successes_total: inner.successes_total,
+            failures_total: inner.failures_total,
+            rejected_total: inner.rejected_total,
+            last_transition: inner.last_transition,
+        }
+    }
+
+    /// Operator control: refuse every call until another state is set.
+    pub fn force_open(&self) {
+        self.set_state(BreakerState::ForcedOpen);
+    }
+
+    /// Operator control: let every call through and record nothing.
+    pub fn disable(&self) {
+        self.set_state(BreakerState::Disabled);
+    }
+
+    /// Operator control: let every call through, record outcomes, never change state.
+    pub fn metrics_only(&self) {
+        self.set_state(BreakerState::MetricsOnly);
+    }
+
+    /// Operator control: back to closed with an empty window.
+    pub fn reset(&self) {
+        self.set_state(BreakerState::Closed);
+    }
+
+    fn set_state(&self, to: BreakerState) {
+        let now = self.shared.clock.now();
+        let mut inner = self.lock();
+        self.transition(&mut inner, to, now);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.shared.lock()
+    }
+
+    /// Applies time-driven transitions: open → half-open after the wait, half-open → open after
+    /// the maximum half-open wait.
+    fn advance(&self, inner: &mut Inner, now: DateTime<Utc>) {
+        self.shared.advance(inner, now);
+    }
+
+    fn transition(&self, inner: &mut Inner, to: BreakerState, now: DateTime<Utc>) {
+        self.shared.transition(inner, to, now);
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn advance(&self, inner: &mut Inner, now: DateTime<Utc>) {
+        let config = &self.config;
+        if inner.state == BreakerState::Open && now >= inner.since + delta(config.wait_in_open) {
+            self.transition(inner, BreakerState::HalfOpen, now);
+        }
+        if inner.state == BreakerState::HalfOpen
+            && let Some(max) = config.max_wait_in_half_open
+            && now >= inner.since + delta(max)
+        {
+            self.transition(inner, BreakerState::Open, now);
+        }
+    }
+
+    fn transition(&self, inner: &mut Inner, to: BreakerState, now: DateTime<Utc>) {
+        let from = inner.state;
+        inner.state = to;
+        inner.since = now;
+        inner.phase += 1;
+        inner.trial_admitted = 0;
+        inner.trial = Tally::default();
+        if to == BreakerState::Closed || to == BreakerState::MetricsOnly {
+            inner.window = Window::new(self.config.window);
+        }
+        inner.last_transition = Some(Transition { from, to, at: now });
+        self.status.store(inner.phase << 8 | u64::from(to.code()), Ordering::Release);
+    }
+
+    fn exceeds(&self, tally: Tally) -> bool {
+        let (failure_rate, slow_rate) = tally.rates();
+        failure_rate >= self.config.failure_rate_threshold || slow_rate >= self.config.slow_call_rate_threshold
+    }
+
+    fn record(&self, permit: &BreakerPermit, failed: bool) {
+        let now = self.clock.now();
+        let slow = elapsed(permit.started, now) >= self.config.slow_call_duration;
+        let mut inner = self.lock();
+        if permit.state == BreakerState::Disabled {
+            return;
+        }
+        // Time-driven transitions first: a trial call finishing after the half-open deadline
+        // lands in the next phase and is ignored.
+        self.advance(&mut inner, now);
+        if failed {
+            inner.failures_total += 1;
+        } else {
+            inner.successes_total += 1;
+        }
+        if permit.phase != inner.phase {
+            // Issued in an earlier phase: its outcome says nothing about the current one.
+            return;
+        }
+        match permit.state {
+            BreakerState::Disabled | BreakerState::Open | BreakerState::ForcedOpen => {}
+            BreakerState::HalfOpen => {
+                inner.trial.add(failed, slow);
+                if inner.trial.calls >= self.config.half_open_permits {
+                    let to = if self.exceeds(inner.trial) { BreakerState::Open } else { BreakerState::Closed };
+                    self.transition(&mut inner, to, now);
+                }
+            }
+            state @ (BreakerState::Closed | BreakerState::MetricsOnly) => {
+                inner.window.record(failed, slow, now);
+                let tally = inner.window.tally(now);
+                if state == BreakerState::Closed && tally.calls >= self.config.minimum_calls && self.exceeds(tally) {
+                    self.transition(&mut inner, BreakerState::Open, now);
+                }
+            }
+        }
+    }
+
+    fn release(&self, permit: &BreakerPermit) {
+        if permit.state == BreakerState::HalfOpen {
+            let mut inner = self.lock();
+            if inner.phase == permit.phase {
+                inner.trial_admitted -= 1;
+            }
+        }
+    }
+}
+
+impl BreakerPermit {
+    /// Records a success.
+    pub fn success(self) {
+        self.record(None);
+    }
+
+    /// Records a failure if `error` counts as one under the breaker's [`FailurePolicy`], else a
+    /// success.
+    pub fn failure(self, error: &Error) {
+        self.record(Some(error));
+    }
+
+    /// Records the outcome of a call that returned `error` (or none).
+    pub fn record(mut self, error: Option<&Error>) {
+        let failed = match (error, self.shared.config.failures) {
+            (None, _) => false,
+            (Some(e), FailurePolicy::TransientOnly) => e.kind() == ErrorKind::Transient,
+            (Some(_), FailurePolicy::AllErrors) => true,
+        };
+        self.shared.record(&self, failed);
+        // Recorded: nothing to give back on drop.
+        self.state = BreakerState::Disabled;
+    }
+}
+
+impl Drop for BreakerPermit {
+    fn drop(&mut self) {
+        self.shared.release(self);
+    }
+}

@@ -150,7 +150,8 @@ fn op() -> impl Strategy<Value = Op> {
         4 => Just(Op::Acquire),
         4 => (any::<usize>(), prop::bool::weighted(0.45)).prop_map(|(which, failed)| Op::Complete { which, failed }),
         1 => any::<usize>().prop_map(|which| Op::Cancel { which }),
-        3 => prop_oneof![0u64..1_500, 0u64..20_000].prop_map(|millis| Op::Advance { millis }),
+        // Whole seconds land exactly on deadlines (open wait, slow-call duration, windows).
+        3 => prop_oneof![0u64..1_500, 0u64..20_000, (1u64..12).prop_map(|s| s * 1000)].prop_map(|millis| Op::Advance { millis }),
     ]
 }
 

@@ -36,6 +36,8 @@ fn gcra_admits_the_burst_then_one_per_interval() {
     let k = key("a");
     assert_eq!(admitted(&store, &k, &policy, t0(), 12), 10);
     assert_eq!(admitted(&store, &k, &policy, t0() + TimeDelta::seconds(5), 5), 0, "one cell every 6 s");
+    let just_before = t0() + TimeDelta::seconds(6) - TimeDelta::microseconds(1);
+    assert_eq!(admitted(&store, &k, &policy, just_before, 1), 0, "not a microsecond early");
     assert_eq!(admitted(&store, &k, &policy, t0() + TimeDelta::seconds(6), 5), 1);
     assert_eq!(admitted(&store, &k, &policy, t0() + TimeDelta::seconds(66), 20), 10, "fully replenished");
     let first = store.check_now(&key("fresh"), &policy, t0());

@@ -5,11 +5,13 @@
 
 pub mod breaker;
 mod breaker_store;
+pub mod load;
 pub mod rate_limit;
 mod rate_limit_memory;
 
 pub use breaker::{BreakerConfig, BreakerMetrics, BreakerPermit, BreakerState, CircuitBreaker, FailurePolicy, SlidingWindow};
 pub use breaker_store::BreakerStore;
+pub use load::{Degradation, LoadConfig, LoadGuard, LoadShedder, LoadSnapshot, Priority};
 pub use rate_limit::{
     EndpointClass, FailMode, LimitRule, LimiterKey, RateLimitDecision, RateLimitPolicy, RateLimitStore, RateLimiter,
     RateLimits,

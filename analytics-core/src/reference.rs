@@ -13,6 +13,7 @@
 //! - `time_series`: count per bucket of [`Query::bucket_starts`] (an event belongs to the last
 //!   bucket starting at or before it), every bucket present, zero-filled;
 //! - `top_pages`: the [`TOP_PAGES`] pages with most events of any type, ranked;
+//! - `top_pages` and `devices` are empty when the query omits breakdowns;
 //! - `variants` (only when filtering on an experiment): per variant of events carrying that
 //!   experiment and a variant — `events`, distinct `users`, and `conversions`: distinct users
 //!   with an event of the query's conversion event type in that variant.
@@ -39,10 +40,10 @@ pub fn aggregate<'a>(events: impl IntoIterator<Item = &'a Event>, query: &Query)
             users.insert(user.clone());
         }
         *by_type.entry(event.event_type.clone()).or_insert(0) += 1;
-        if let Some(page) = &event.page {
+        if let Some(page) = event.page.as_ref().filter(|_| query.breakdowns()) {
             *pages.entry(page.clone()).or_insert(0) += 1;
         }
-        if let Some(device) = &event.device {
+        if let Some(device) = event.device.as_ref().filter(|_| query.breakdowns()) {
             *devices.entry(device.clone()).or_insert(0) += 1;
         }
         series[time::bucket_index(starts, event.timestamp)] += 1;

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use analytics_core::Error;
 use analytics_core::clock::{Clock, ManualClock};
-use analytics_core::resilience::{BreakerConfig, BreakerPermit, BreakerState, CircuitBreaker, FailurePolicy, SlidingWindow};
+use analytics_core::resilience::{
+    BreakerConfig, BreakerPermit, BreakerState, CircuitBreaker, FailurePolicy, SlidingWindow,
+};
 use chrono::{DateTime, TimeDelta, Utc};
 use proptest::prelude::*;
 
@@ -52,7 +54,15 @@ struct Model {
 
 impl Model {
     fn new(config: BreakerConfig, now: DateTime<Utc>) -> Self {
-        Self { config, state: S::Closed, since: now, phase: 0, closed_outcomes: vec![], trial_admitted: 0, trial: vec![] }
+        Self {
+            config,
+            state: S::Closed,
+            since: now,
+            phase: 0,
+            closed_outcomes: vec![],
+            trial_admitted: 0,
+            trial: vec![],
+        }
     }
 
     fn go(&mut self, to: S, now: DateTime<Utc>) {
@@ -81,11 +91,19 @@ impl Model {
     fn acquire(&mut self, now: DateTime<Utc>) -> Option<ModelPermit> {
         self.advance(now);
         match self.state {
-            S::Closed => Some(ModelPermit { phase: self.phase, half_open: false, started: now }),
+            S::Closed => Some(ModelPermit {
+                phase: self.phase,
+                half_open: false,
+                started: now,
+            }),
             S::Open => None,
             S::HalfOpen if self.trial_admitted < self.config.half_open_permits => {
                 self.trial_admitted += 1;
-                Some(ModelPermit { phase: self.phase, half_open: true, started: now })
+                Some(ModelPermit {
+                    phase: self.phase,
+                    half_open: true,
+                    started: now,
+                })
             }
             S::HalfOpen => None,
         }
@@ -107,7 +125,11 @@ impl Model {
         if permit.half_open {
             self.trial.push((failed, slow));
             if self.trial.len() as u32 >= self.config.half_open_permits {
-                let to = if self.too_bad(&self.trial.clone()) { S::Open } else { S::Closed };
+                let to = if self.too_bad(&self.trial.clone()) {
+                    S::Open
+                } else {
+                    S::Closed
+                };
                 self.go(to, now);
             }
             return;
@@ -157,7 +179,10 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn config() -> impl Strategy<Value = BreakerConfig> {
     (
-        prop_oneof![(1u32..6).prop_map(SlidingWindow::Count), (1u32..5).prop_map(SlidingWindow::Time)],
+        prop_oneof![
+            (1u32..6).prop_map(SlidingWindow::Count),
+            (1u32..5).prop_map(SlidingWindow::Time)
+        ],
         prop::sample::select(vec![25.0, 50.0, 100.0]),
         prop::sample::select(vec![50.0, 100.0]),
         1u64..4,
@@ -166,17 +191,19 @@ fn config() -> impl Strategy<Value = BreakerConfig> {
         1u32..4,
         prop::option::of(5u64..30),
     )
-        .prop_map(|(window, failure, slow, slow_secs, minimum, wait, permits, max_wait)| BreakerConfig {
-            window,
-            failure_rate_threshold: failure,
-            slow_call_rate_threshold: slow,
-            slow_call_duration: Duration::from_secs(slow_secs),
-            minimum_calls: minimum,
-            wait_in_open: Duration::from_secs(wait),
-            half_open_permits: permits,
-            max_wait_in_half_open: max_wait.map(Duration::from_secs),
-            failures: FailurePolicy::TransientOnly,
-        })
+        .prop_map(
+            |(window, failure, slow, slow_secs, minimum, wait, permits, max_wait)| BreakerConfig {
+                window,
+                failure_rate_threshold: failure,
+                slow_call_rate_threshold: slow,
+                slow_call_duration: Duration::from_secs(slow_secs),
+                minimum_calls: minimum,
+                wait_in_open: Duration::from_secs(wait),
+                half_open_permits: permits,
+                max_wait_in_half_open: max_wait.map(Duration::from_secs),
+                failures: FailurePolicy::TransientOnly,
+            },
+        )
 }
 
 fn state_of(s: S) -> BreakerState {
@@ -246,7 +273,11 @@ fn opens_at_the_failure_rate_then_half_opens_then_closes() {
     for failed in [false, true, false] {
         breaker.try_acquire().unwrap().record(failed.then(transient).as_ref());
     }
-    assert_eq!(breaker.state(), BreakerState::Closed, "three calls are below the minimum");
+    assert_eq!(
+        breaker.state(),
+        BreakerState::Closed,
+        "three calls are below the minimum"
+    );
     breaker.try_acquire().unwrap().failure(&transient());
     assert_eq!(breaker.state(), BreakerState::Open, "2 of 4 failed: 50%");
     let refused = breaker.try_acquire().unwrap_err();
@@ -270,13 +301,24 @@ fn failed_trials_reopen_and_permanent_errors_do_not_count() {
     let clock = clock();
     let breaker = breaker(quick_config(), &clock);
     for _ in 0..4 {
-        breaker.try_acquire().unwrap().failure(&Error::invalid("startDate", "bad"));
+        breaker
+            .try_acquire()
+            .unwrap()
+            .failure(&Error::invalid("startDate", "bad"));
     }
-    assert_eq!(breaker.state(), BreakerState::Closed, "invalid input says nothing about the store");
+    assert_eq!(
+        breaker.state(),
+        BreakerState::Closed,
+        "invalid input says nothing about the store"
+    );
     for _ in 0..2 {
         breaker.try_acquire().unwrap().failure(&transient());
     }
-    assert_eq!(breaker.state(), BreakerState::Open, "the last four calls: two answered, two failed");
+    assert_eq!(
+        breaker.state(),
+        BreakerState::Open,
+        "the last four calls: two answered, two failed"
+    );
     clock.advance(Duration::from_secs(10));
     breaker.try_acquire().unwrap().failure(&transient());
     breaker.try_acquire().unwrap().success();
@@ -286,7 +328,11 @@ fn failed_trials_reopen_and_permanent_errors_do_not_count() {
 #[test]
 fn slow_calls_open_the_breaker() {
     let clock = clock();
-    let config = BreakerConfig { slow_call_rate_threshold: 50.0, slow_call_duration: Duration::from_secs(2), ..quick_config() };
+    let config = BreakerConfig {
+        slow_call_rate_threshold: 50.0,
+        slow_call_duration: Duration::from_secs(2),
+        ..quick_config()
+    };
     let breaker = breaker(config, &clock);
     for _ in 0..4 {
         let permit = breaker.try_acquire().unwrap();
@@ -323,9 +369,16 @@ fn operator_states() {
     let clock = clock();
     let breaker = breaker(quick_config(), &clock);
     breaker.force_open();
-    assert!(matches!(breaker.try_acquire(), Err(Error::Unavailable { retry_after: None, .. })));
+    assert!(matches!(
+        breaker.try_acquire(),
+        Err(Error::Unavailable { retry_after: None, .. })
+    ));
     clock.advance(Duration::from_secs(3600));
-    assert_eq!(breaker.state(), BreakerState::ForcedOpen, "forced open does not time out");
+    assert_eq!(
+        breaker.state(),
+        BreakerState::ForcedOpen,
+        "forced open does not time out"
+    );
     breaker.disable();
     for _ in 0..10 {
         breaker.try_acquire().unwrap().failure(&transient());
@@ -363,7 +416,10 @@ fn an_outcome_from_an_earlier_phase_is_ignored() {
 
 #[test]
 fn invalid_settings_are_rejected_by_name() {
-    let bad = BreakerConfig { half_open_permits: 0, ..BreakerConfig::default() };
+    let bad = BreakerConfig {
+        half_open_permits: 0,
+        ..BreakerConfig::default()
+    };
     let err = CircuitBreaker::new(bad, Arc::new(clock())).unwrap_err();
     assert!(matches!(err, Error::InvalidInput { field, .. } if field == "halfOpenPermits"));
 }
@@ -371,7 +427,11 @@ fn invalid_settings_are_rejected_by_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn half_open_never_admits_more_than_its_permits_at_once() {
     let clock = clock();
-    let config = BreakerConfig { half_open_permits: 3, max_wait_in_half_open: None, ..quick_config() };
+    let config = BreakerConfig {
+        half_open_permits: 3,
+        max_wait_in_half_open: None,
+        ..quick_config()
+    };
     let breaker = breaker(config, &clock);
     for _ in 0..4 {
         breaker.try_acquire().unwrap().failure(&transient());
@@ -408,6 +468,14 @@ async fn half_open_never_admits_more_than_its_permits_at_once() {
     for task in tasks {
         task.await.unwrap();
     }
-    assert!(peak.load(Ordering::SeqCst) <= 3, "peak {} trial calls at once", peak.load(Ordering::SeqCst));
-    assert_eq!(breaker.state(), BreakerState::Closed, "cancelled trials gave their permits back, so it could close");
+    assert!(
+        peak.load(Ordering::SeqCst) <= 3,
+        "peak {} trial calls at once",
+        peak.load(Ordering::SeqCst)
+    );
+    assert_eq!(
+        breaker.state(),
+        BreakerState::Closed,
+        "cancelled trials gave their permits back, so it could close"
+    );
 }

@@ -22,10 +22,19 @@ fn t0() -> DateTime<Utc> {
 }
 
 fn key(tenant: &str) -> LimiterKey {
-    LimiterKey { tenant: TenantId::parse(tenant).unwrap(), class: EndpointClass::Analytics }
+    LimiterKey {
+        tenant: TenantId::parse(tenant).unwrap(),
+        class: EndpointClass::Analytics,
+    }
 }
 
-fn admitted(store: &InProcessRateLimitStore, key: &LimiterKey, policy: &RateLimitPolicy, at: DateTime<Utc>, n: usize) -> usize {
+fn admitted(
+    store: &InProcessRateLimitStore,
+    key: &LimiterKey,
+    policy: &RateLimitPolicy,
+    at: DateTime<Utc>,
+    n: usize,
+) -> usize {
     (0..n).filter(|_| store.check_now(key, policy, at).allowed).count()
 }
 
@@ -35,11 +44,23 @@ fn gcra_admits_the_burst_then_one_per_interval() {
     let policy = RateLimitPolicy::gcra(10, Duration::from_secs(60));
     let k = key("a");
     assert_eq!(admitted(&store, &k, &policy, t0(), 12), 10);
-    assert_eq!(admitted(&store, &k, &policy, t0() + TimeDelta::seconds(5), 5), 0, "one cell every 6 s");
+    assert_eq!(
+        admitted(&store, &k, &policy, t0() + TimeDelta::seconds(5), 5),
+        0,
+        "one cell every 6 s"
+    );
     let just_before = t0() + TimeDelta::seconds(6) - TimeDelta::microseconds(1);
-    assert_eq!(admitted(&store, &k, &policy, just_before, 1), 0, "not a microsecond early");
+    assert_eq!(
+        admitted(&store, &k, &policy, just_before, 1),
+        0,
+        "not a microsecond early"
+    );
     assert_eq!(admitted(&store, &k, &policy, t0() + TimeDelta::seconds(6), 5), 1);
-    assert_eq!(admitted(&store, &k, &policy, t0() + TimeDelta::seconds(66), 20), 10, "fully replenished");
+    assert_eq!(
+        admitted(&store, &k, &policy, t0() + TimeDelta::seconds(66), 20),
+        10,
+        "fully replenished"
+    );
     let first = store.check_now(&key("fresh"), &policy, t0());
     assert_eq!((first.allowed, first.limit, first.remaining), (true, 10, 9));
 }
@@ -67,7 +88,8 @@ fn policy() -> impl Strategy<Value = RateLimitPolicy> {
             period: Duration::from_secs(secs),
             burst
         }),
-        (1u32..20, 1u64..120).prop_map(|(limit, secs)| RateLimitPolicy::sliding_window(limit, Duration::from_secs(secs))),
+        (1u32..20, 1u64..120)
+            .prop_map(|(limit, secs)| RateLimitPolicy::sliding_window(limit, Duration::from_secs(secs))),
     ]
 }
 
@@ -144,19 +166,33 @@ fn headers_round_up_and_follow_the_draft() {
     assert_eq!(headers["X-RateLimit-Limit"], "100");
     assert_eq!(headers["X-RateLimit-Remaining"], "0");
     assert_eq!(headers["X-RateLimit-Reset"], (t0().timestamp() + 2).to_string());
-    assert_eq!(headers["Retry-After"], "1", "a millisecond wait is one second, not zero");
+    assert_eq!(
+        headers["Retry-After"], "1",
+        "a millisecond wait is one second, not zero"
+    );
     assert_eq!(headers["RateLimit"], "limit=100, remaining=0, reset=2");
     assert_eq!(headers["RateLimit-Policy"], "100;w=60");
-    let allowed = RateLimitDecision { allowed: true, retry_after: None, ..decision };
+    let allowed = RateLimitDecision {
+        allowed: true,
+        retry_after: None,
+        ..decision
+    };
     assert!(allowed.headers(t0()).iter().all(|(name, _)| *name != "Retry-After"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 async fn eight_tasks_on_one_key_never_exceed_the_policy() {
     let store = Arc::new(InProcessRateLimitStore::new());
-    for policy in [RateLimitPolicy::gcra(500, Duration::from_secs(60)), RateLimitPolicy::sliding_window(500, Duration::from_secs(60))] {
+    for policy in [
+        RateLimitPolicy::gcra(500, Duration::from_secs(60)),
+        RateLimitPolicy::sliding_window(500, Duration::from_secs(60)),
+    ] {
         let count = Arc::new(AtomicUsize::new(0));
-        let k = key(if matches!(policy, RateLimitPolicy::Gcra { .. }) { "gcra" } else { "window" });
+        let k = key(if matches!(policy, RateLimitPolicy::Gcra { .. }) {
+            "gcra"
+        } else {
+            "window"
+        });
         let tasks: Vec<_> = (0..8)
             .map(|_| {
                 let (store, count, k) = (store.clone(), count.clone(), k.clone());
@@ -172,7 +208,11 @@ async fn eight_tasks_on_one_key_never_exceed_the_policy() {
         for task in tasks {
             task.await.unwrap();
         }
-        assert_eq!(count.load(Ordering::SeqCst), 500, "{policy:?}: exactly the limit, never more");
+        assert_eq!(
+            count.load(Ordering::SeqCst),
+            500,
+            "{policy:?}: exactly the limit, never more"
+        );
     }
 }
 
@@ -189,8 +229,16 @@ fn idle_keys_are_forgotten_and_busy_ones_kept() {
     let busy = key("busy");
     assert_eq!(admitted(&store, &busy, &policy, t0() + TimeDelta::seconds(10), 10), 10);
     store.sweep(t0() + TimeDelta::seconds(7));
-    assert_eq!(store.len(), 1, "one cell each, replenished after 6 s: forgotten; the drained busy key is kept");
-    assert_eq!(admitted(&store, &busy, &policy, t0() + TimeDelta::seconds(11), 10), 0, "its state survived the sweep");
+    assert_eq!(
+        store.len(),
+        1,
+        "one cell each, replenished after 6 s: forgotten; the drained busy key is kept"
+    );
+    assert_eq!(
+        admitted(&store, &busy, &policy, t0() + TimeDelta::seconds(11), 10),
+        0,
+        "its state survived the sweep"
+    );
 }
 
 #[test]
@@ -218,7 +266,10 @@ fn a_sweep_racing_an_admission_never_loses_it() {
         };
         assert!(checker.join().unwrap(), "round {round}: the key was fresh");
         sweeper.join().unwrap();
-        assert!(!store.check_now(&k, &policy, at).allowed, "round {round}: the admission was lost to the sweep");
+        assert!(
+            !store.check_now(&k, &policy, at).allowed,
+            "round {round}: the admission was lost to the sweep"
+        );
     }
 }
 
@@ -227,7 +278,12 @@ struct DownStore;
 
 #[async_trait]
 impl RateLimitStore for DownStore {
-    async fn check(&self, _: &LimiterKey, _: &RateLimitPolicy, _: DateTime<Utc>) -> analytics_core::Result<RateLimitDecision> {
+    async fn check(
+        &self,
+        _: &LimiterKey,
+        _: &RateLimitPolicy,
+        _: DateTime<Utc>,
+    ) -> analytics_core::Result<RateLimitDecision> {
         Err(Error::unavailable("redis down"))
     }
 }
@@ -236,7 +292,13 @@ impl RateLimitStore for DownStore {
 async fn each_rule_fails_open_or_closed() {
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(t0()));
     let limits = RateLimits::default()
-        .set(EndpointClass::EventsWrite, LimitRule { policy: RateLimitPolicy::gcra(5, Duration::from_secs(1)), fail: FailMode::Closed })
+        .set(
+            EndpointClass::EventsWrite,
+            LimitRule {
+                policy: RateLimitPolicy::gcra(5, Duration::from_secs(1)),
+                fail: FailMode::Closed,
+            },
+        )
         .unwrap();
     let limiter = RateLimiter::new(Arc::new(DownStore), limits, clock);
     let tenant = TenantId::parse("t").unwrap();
@@ -244,22 +306,47 @@ async fn each_rule_fails_open_or_closed() {
     assert!(open.allowed && open.unchecked);
     assert_eq!(open.limit, 100);
     let closed = limiter.check(&tenant, EndpointClass::EventsWrite).await.unwrap_err();
-    assert!(matches!(closed, Error::Unavailable { retry_after: Some(_), .. }));
+    assert!(matches!(
+        closed,
+        Error::Unavailable {
+            retry_after: Some(_),
+            ..
+        }
+    ));
 }
 
 #[tokio::test]
 async fn limiter_keys_by_tenant_and_class_with_seed_defaults() {
     let clock = ManualClock::new(t0());
-    let limiter = RateLimiter::new(Arc::new(InProcessRateLimitStore::new()), RateLimits::default(), Arc::new(clock.clone()));
+    let limiter = RateLimiter::new(
+        Arc::new(InProcessRateLimitStore::new()),
+        RateLimits::default(),
+        Arc::new(clock.clone()),
+    );
     let (a, b) = (TenantId::parse("a").unwrap(), TenantId::parse("b").unwrap());
     let mut admitted_a = 0;
     for _ in 0..150 {
         admitted_a += usize::from(limiter.check(&a, EndpointClass::Analytics).await.unwrap().allowed);
     }
     assert_eq!(admitted_a, 100, "analytics: 100 per minute");
-    assert!(limiter.check(&b, EndpointClass::Analytics).await.unwrap().allowed, "another tenant has its own limit");
-    assert!(limiter.check(&a, EndpointClass::EventsWrite).await.unwrap().allowed, "another class has its own limit");
-    assert_eq!(limiter.limits().rule(EndpointClass::General).policy, RateLimitPolicy::sliding_window(1000, Duration::from_secs(900)));
-    let bad = RateLimits::default().set(EndpointClass::General, LimitRule { policy: RateLimitPolicy::sliding_window(0, Duration::from_secs(1)), fail: FailMode::Open });
+    assert!(
+        limiter.check(&b, EndpointClass::Analytics).await.unwrap().allowed,
+        "another tenant has its own limit"
+    );
+    assert!(
+        limiter.check(&a, EndpointClass::EventsWrite).await.unwrap().allowed,
+        "another class has its own limit"
+    );
+    assert_eq!(
+        limiter.limits().rule(EndpointClass::General).policy,
+        RateLimitPolicy::sliding_window(1000, Duration::from_secs(900))
+    );
+    let bad = RateLimits::default().set(
+        EndpointClass::General,
+        LimitRule {
+            policy: RateLimitPolicy::sliding_window(0, Duration::from_secs(1)),
+            fail: FailMode::Open,
+        },
+    );
     assert!(matches!(bad, Err(Error::InvalidInput { field, .. }) if field == "limit"));
 }

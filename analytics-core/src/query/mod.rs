@@ -218,6 +218,7 @@ pub struct Query {
     filters: Filters,
     conversion_event_type: EventType,
     exact_unique_users: bool,
+    breakdowns: bool,
     bucket_starts: Arc<[DateTime<Utc>]>,
 }
 
@@ -283,6 +284,7 @@ impl Query {
             filters,
             conversion_event_type: EventType::conversion(),
             exact_unique_users: false,
+            breakdowns: true,
             bucket_starts: starts.into(),
         })
     }
@@ -301,6 +303,7 @@ impl Query {
         )?;
         next.conversion_event_type = self.conversion_event_type.clone();
         next.exact_unique_users = self.exact_unique_users;
+        next.breakdowns = self.breakdowns;
         Ok(next)
     }
 
@@ -308,6 +311,18 @@ impl Query {
     pub fn with_conversion_event_type(mut self, event_type: EventType) -> Self {
         self.conversion_event_type = event_type;
         self
+    }
+
+    /// Whether to compute the costly breakdowns (top pages, device stats); `false` leaves them
+    /// empty (degradation under load).
+    pub fn with_breakdowns(mut self, breakdowns: bool) -> Self {
+        self.breakdowns = breakdowns;
+        self
+    }
+
+    /// Whether top pages and device stats are computed.
+    pub fn breakdowns(&self) -> bool {
+        self.breakdowns
     }
 
     /// Requires exact unique-user counts.
@@ -359,7 +374,7 @@ impl Query {
     pub fn canonical(&self) -> String {
         let opt = |v: Option<&str>| v.map(|s| format!("{}:{s}", s.len())).unwrap_or_else(|| "-".into());
         format!(
-            "v1|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
+            "v1|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
             self.tenant,
             self.range.start().timestamp_micros(),
             self.range.end().timestamp_micros(),
@@ -370,6 +385,7 @@ impl Query {
             opt(self.filters.experiment_id.as_ref().map(|v| v.as_str())),
             self.conversion_event_type,
             self.exact_unique_users,
+            self.breakdowns,
         )
     }
 }

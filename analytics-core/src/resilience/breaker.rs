@@ -139,7 +139,14 @@ impl BreakerState {
     }
 
     fn from_code(code: u8) -> Self {
-        [Self::Closed, Self::Open, Self::HalfOpen, Self::Disabled, Self::ForcedOpen, Self::MetricsOnly][code as usize]
+        [
+            Self::Closed,
+            Self::Open,
+            Self::HalfOpen,
+            Self::Disabled,
+            Self::ForcedOpen,
+            Self::MetricsOnly,
+        ][code as usize]
     }
 }
 
@@ -203,22 +210,39 @@ impl Tally {
 
     fn rates(&self) -> (f64, f64) {
         let calls = f64::from(self.calls.max(1));
-        (f64::from(self.failed) * 100.0 / calls, f64::from(self.slow) * 100.0 / calls)
+        (
+            f64::from(self.failed) * 100.0 / calls,
+            f64::from(self.slow) * 100.0 / calls,
+        )
     }
 }
 
 /// The closed-state window.
 #[derive(Debug)]
 enum Window {
-    Count { size: usize, outcomes: VecDeque<(bool, bool)>, tally: Tally },
-    Time { seconds: i64, buckets: VecDeque<(i64, Tally)> },
+    Count {
+        size: usize,
+        outcomes: VecDeque<(bool, bool)>,
+        tally: Tally,
+    },
+    Time {
+        seconds: i64,
+        buckets: VecDeque<(i64, Tally)>,
+    },
 }
 
 impl Window {
     fn new(kind: SlidingWindow) -> Self {
         match kind {
-            SlidingWindow::Count(n) => Window::Count { size: n as usize, outcomes: VecDeque::new(), tally: Tally::default() },
-            SlidingWindow::Time(s) => Window::Time { seconds: i64::from(s), buckets: VecDeque::new() },
+            SlidingWindow::Count(n) => Window::Count {
+                size: n as usize,
+                outcomes: VecDeque::new(),
+                tally: Tally::default(),
+            },
+            SlidingWindow::Time(s) => Window::Time {
+                seconds: i64::from(s),
+                buckets: VecDeque::new(),
+            },
         }
     }
 
@@ -334,8 +358,15 @@ impl CircuitBreaker {
             last_transition: None,
         };
         let status = AtomicU64::new(u64::from(BreakerState::Closed.code()));
-        let shared = Shared { config, clock, status, inner: Mutex::new(inner) };
-        Ok(Self { shared: Arc::new(shared) })
+        let shared = Shared {
+            config,
+            clock,
+            status,
+            inner: Mutex::new(inner),
+        };
+        Ok(Self {
+            shared: Arc::new(shared),
+        })
     }
 
     /// Asks to make a call.
@@ -346,24 +377,33 @@ impl CircuitBreaker {
         let now = self.shared.clock.now();
         let status = self.shared.status.load(Ordering::Acquire);
         let fast = BreakerState::from_code((status & 0xff) as u8);
-        if matches!(fast, BreakerState::Closed | BreakerState::Disabled | BreakerState::MetricsOnly) {
+        if matches!(
+            fast,
+            BreakerState::Closed | BreakerState::Disabled | BreakerState::MetricsOnly
+        ) {
             return Ok(self.permit(status >> 8, fast, now));
         }
         let mut inner = self.lock();
         self.advance(&mut inner, now);
         let refuse = |inner: &mut Inner, retry_after: Option<Duration>, why: &str| {
             inner.rejected_total += 1;
-            Err(Error::Unavailable { message: format!("circuit breaker {why}"), retry_after })
+            Err(Error::Unavailable {
+                message: format!("circuit breaker {why}"),
+                retry_after,
+            })
         };
         match inner.state {
             BreakerState::Open => {
-                let wait = elapsed(now, inner.since + delta(self.shared.config.wait_in_open)).max(Duration::from_millis(1));
+                let wait =
+                    elapsed(now, inner.since + delta(self.shared.config.wait_in_open)).max(Duration::from_millis(1));
                 refuse(&mut inner, Some(wait), "open")
             }
             BreakerState::ForcedOpen => refuse(&mut inner, None, "forced open"),
-            BreakerState::HalfOpen if inner.trial_admitted >= self.shared.config.half_open_permits => {
-                refuse(&mut inner, Some(Duration::from_secs(1)), "half-open and all trial permits are taken")
-            }
+            BreakerState::HalfOpen if inner.trial_admitted >= self.shared.config.half_open_permits => refuse(
+                &mut inner,
+                Some(Duration::from_secs(1)),
+                "half-open and all trial permits are taken",
+            ),
             BreakerState::HalfOpen => {
                 inner.trial_admitted += 1;
                 let phase = inner.phase;
@@ -377,7 +417,12 @@ impl CircuitBreaker {
     }
 
     fn permit(&self, phase: u64, state: BreakerState, started: DateTime<Utc>) -> BreakerPermit {
-        BreakerPermit { shared: self.shared.clone(), phase, state, started }
+        BreakerPermit {
+            shared: self.shared.clone(),
+            phase,
+            state,
+            started,
+        }
     }
 
     /// Runs `call` through the breaker, recording its outcome.
@@ -406,7 +451,11 @@ impl CircuitBreaker {
         let now = self.shared.clock.now();
         let mut inner = self.lock();
         self.advance(&mut inner, now);
-        let tally = if inner.state == BreakerState::HalfOpen { inner.trial } else { inner.window.tally(now) };
+        let tally = if inner.state == BreakerState::HalfOpen {
+            inner.trial
+        } else {
+            inner.window.tally(now)
+        };
         let minimum = match inner.state {
             BreakerState::HalfOpen => self.shared.config.half_open_permits,
             _ => self.shared.config.minimum_calls,
@@ -497,7 +546,8 @@ impl Shared {
             inner.window = Window::new(self.config.window);
         }
         inner.last_transition = Some(Transition { from, to, at: now });
-        self.status.store(inner.phase << 8 | u64::from(to.code()), Ordering::Release);
+        self.status
+            .store(inner.phase << 8 | u64::from(to.code()), Ordering::Release);
     }
 
     fn exceeds(&self, tally: Tally) -> bool {
@@ -529,7 +579,11 @@ impl Shared {
             BreakerState::HalfOpen => {
                 inner.trial.add(failed, slow);
                 if inner.trial.calls >= self.config.half_open_permits {
-                    let to = if self.exceeds(inner.trial) { BreakerState::Open } else { BreakerState::Closed };
+                    let to = if self.exceeds(inner.trial) {
+                        BreakerState::Open
+                    } else {
+                        BreakerState::Closed
+                    };
                     self.transition(&mut inner, to, now);
                 }
             }

@@ -46,7 +46,10 @@ impl Priority {
     /// # Errors
     /// [`Error::InvalidInput`] on `priority`.
     pub fn parse(text: &str) -> Result<Self> {
-        text.trim().parse::<u8>().map_err(|_| Error::invalid("priority", "must be an integer from 1 to 10")).and_then(Self::new)
+        text.trim()
+            .parse::<u8>()
+            .map_err(|_| Error::invalid("priority", "must be an integer from 1 to 10"))
+            .and_then(Self::new)
     }
 
     /// The number.
@@ -172,7 +175,12 @@ pub struct LoadGuard {
     degradation: Degradation,
 }
 
-const LEVELS: [LoadLevel; 4] = [LoadLevel::Normal, LoadLevel::Elevated, LoadLevel::High, LoadLevel::Critical];
+const LEVELS: [LoadLevel; 4] = [
+    LoadLevel::Normal,
+    LoadLevel::Elevated,
+    LoadLevel::High,
+    LoadLevel::Critical,
+];
 
 fn index(level: LoadLevel) -> usize {
     LEVELS.iter().position(|l| *l == level).expect("every level is listed")
@@ -185,9 +193,15 @@ impl LoadShedder {
     /// [`Error::InvalidInput`] for inconsistent limits or thresholds.
     pub fn new(config: LoadConfig, clock: Arc<dyn Clock>) -> Result<Self> {
         if config.min_limit == 0 || config.min_limit > config.initial_limit || config.initial_limit > config.max_limit {
-            return Err(Error::invalid("limit", "need 0 < min_limit ≤ initial_limit ≤ max_limit"));
+            return Err(Error::invalid(
+                "limit",
+                "need 0 < min_limit ≤ initial_limit ≤ max_limit",
+            ));
         }
-        if !(config.thresholds[0] > 0.0 && config.thresholds[0] < config.thresholds[1] && config.thresholds[1] < config.thresholds[2]) {
+        if !(config.thresholds[0] > 0.0
+            && config.thresholds[0] < config.thresholds[1]
+            && config.thresholds[1] < config.thresholds[2])
+        {
             return Err(Error::invalid("thresholds", "must be positive and increasing"));
         }
         let state = State {
@@ -198,7 +212,14 @@ impl LoadShedder {
             completed: 0,
             shed: 0,
         };
-        Ok(Self { shared: Arc::new(Shared { config, clock, in_flight: AtomicU32::new(0), state: Mutex::new(state) }) })
+        Ok(Self {
+            shared: Arc::new(Shared {
+                config,
+                clock,
+                in_flight: AtomicU32::new(0),
+                state: Mutex::new(state),
+            }),
+        })
     }
 
     /// Admits a request of `priority`, or sheds it.
@@ -215,7 +236,10 @@ impl LoadShedder {
         if priority.get() < config.shed_below[index(level)] {
             state.shed += 1;
             return Err(Error::Overloaded {
-                message: format!("load level {level:?} sheds priority {} and below", config.shed_below[index(level)] - 1),
+                message: format!(
+                    "load level {level:?} sheds priority {} and below",
+                    config.shed_below[index(level)] - 1
+                ),
                 retry_after: config.cooldown,
             });
         }
@@ -228,7 +252,11 @@ impl LoadShedder {
             drop_breakdowns: high,
             cache_only: level == LoadLevel::Critical && priority.get() < config.critical_store_from,
         };
-        Ok(LoadGuard { shared: shared.clone(), started: now, degradation })
+        Ok(LoadGuard {
+            shared: shared.clone(),
+            started: now,
+            degradation,
+        })
     }
 
     /// The current level and its inputs.
@@ -284,7 +312,11 @@ impl Shared {
             (state.limit + 1.0 / state.limit).min(f64::from(config.max_limit))
         };
         let ms = latency.as_secs_f64() * 1000.0;
-        state.avg_latency_ms = if state.completed == 0 { ms } else { state.avg_latency_ms * 0.9 + ms * 0.1 };
+        state.avg_latency_ms = if state.completed == 0 {
+            ms
+        } else {
+            state.avg_latency_ms * 0.9 + ms * 0.1
+        };
         state.completed += 1;
         self.update_level(&mut state, in_flight, now);
     }
@@ -312,14 +344,22 @@ mod tests {
     fn priorities_parse_with_a_named_error() {
         assert_eq!(Priority::parse(" 7 ").unwrap().get(), 7);
         for bad in ["0", "11", "high", ""] {
-            assert!(matches!(Priority::parse(bad), Err(Error::InvalidInput { field, .. }) if field == "priority"), "{bad}");
+            assert!(
+                matches!(Priority::parse(bad), Err(Error::InvalidInput { field, .. }) if field == "priority"),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn overload_ramps_up_at_once_and_down_step_by_step() {
         let clock = ManualClock::new("2024-01-01T00:00:00Z".parse().unwrap());
-        let config = LoadConfig { initial_limit: 10, min_limit: 10, max_limit: 10, ..LoadConfig::default() };
+        let config = LoadConfig {
+            initial_limit: 10,
+            min_limit: 10,
+            max_limit: 10,
+            ..LoadConfig::default()
+        };
         let shedder = LoadShedder::new(config, Arc::new(clock.clone())).unwrap();
         let top = Priority::HIGHEST;
         let mut held: Vec<LoadGuard> = (0..10).map(|_| shedder.admit(top).unwrap()).collect();
@@ -330,8 +370,17 @@ mod tests {
             assert_eq!(admitted.is_ok(), p >= 6, "priority {p}");
         }
         held.truncate(2);
-        assert_eq!(shedder.snapshot().level, LoadLevel::Critical, "held through the cooldown");
-        for expected in [LoadLevel::High, LoadLevel::Elevated, LoadLevel::Normal, LoadLevel::Normal] {
+        assert_eq!(
+            shedder.snapshot().level,
+            LoadLevel::Critical,
+            "held through the cooldown"
+        );
+        for expected in [
+            LoadLevel::High,
+            LoadLevel::Elevated,
+            LoadLevel::Normal,
+            LoadLevel::Normal,
+        ] {
             clock.advance(Duration::from_secs(5));
             assert_eq!(shedder.snapshot().level, expected);
         }
@@ -342,13 +391,22 @@ mod tests {
     #[test]
     fn hysteresis_keeps_the_level_near_its_threshold() {
         let clock = ManualClock::new("2024-01-01T00:00:00Z".parse().unwrap());
-        let config = LoadConfig { initial_limit: 10, min_limit: 10, max_limit: 10, ..LoadConfig::default() };
+        let config = LoadConfig {
+            initial_limit: 10,
+            min_limit: 10,
+            max_limit: 10,
+            ..LoadConfig::default()
+        };
         let shedder = LoadShedder::new(config, Arc::new(clock.clone())).unwrap();
         let mut held: Vec<LoadGuard> = (0..5).map(|_| shedder.admit(Priority::DEFAULT).unwrap()).collect();
         assert_eq!(shedder.snapshot().level, LoadLevel::Elevated, "50% utilisation");
         held.pop();
         clock.advance(Duration::from_secs(60));
-        assert_eq!(shedder.snapshot().level, LoadLevel::Elevated, "40% is not below 50% − 10%");
+        assert_eq!(
+            shedder.snapshot().level,
+            LoadLevel::Elevated,
+            "40% is not below 50% − 10%"
+        );
         held.pop();
         assert_eq!(shedder.snapshot().level, LoadLevel::Normal, "30% is");
     }
@@ -370,10 +428,21 @@ mod tests {
     #[test]
     fn degradation_by_level_and_priority() {
         let clock = ManualClock::new("2024-01-01T00:00:00Z".parse().unwrap());
-        let config = LoadConfig { initial_limit: 100, min_limit: 100, max_limit: 100, ..LoadConfig::default() };
+        let config = LoadConfig {
+            initial_limit: 100,
+            min_limit: 100,
+            max_limit: 100,
+            ..LoadConfig::default()
+        };
         let shedder = LoadShedder::new(config, Arc::new(clock)).unwrap();
         let normal = shedder.admit(Priority::DEFAULT).unwrap().degradation();
-        assert_eq!(normal, Degradation { level: LoadLevel::Normal, ..Degradation::default() });
+        assert_eq!(
+            normal,
+            Degradation {
+                level: LoadLevel::Normal,
+                ..Degradation::default()
+            }
+        );
         let _load: Vec<LoadGuard> = (0..80).map(|_| shedder.admit(Priority::HIGHEST).unwrap()).collect();
         let high_low = shedder.admit(Priority::new(5).unwrap()).unwrap().degradation();
         assert!(high_low.prefer_cache && high_low.coarsen && high_low.drop_breakdowns && !high_low.cache_only);

@@ -9,7 +9,9 @@ pub mod load;
 pub mod rate_limit;
 mod rate_limit_memory;
 
-pub use breaker::{BreakerConfig, BreakerMetrics, BreakerPermit, BreakerState, CircuitBreaker, FailurePolicy, SlidingWindow};
+pub use breaker::{
+    BreakerConfig, BreakerMetrics, BreakerPermit, BreakerState, CircuitBreaker, FailurePolicy, SlidingWindow,
+};
 pub use breaker_store::BreakerStore;
 pub use load::{Degradation, LoadConfig, LoadGuard, LoadShedder, LoadSnapshot, Priority};
 pub use rate_limit::{

@@ -89,7 +89,11 @@ pub enum RateLimitPolicy {
 impl RateLimitPolicy {
     /// `limit` per `period` with a burst of `limit`.
     pub fn gcra(limit: u32, period: Duration) -> Self {
-        Self::Gcra { limit, period, burst: limit }
+        Self::Gcra {
+            limit,
+            period,
+            burst: limit,
+        }
     }
 
     /// `limit` per sliding `window`.
@@ -125,12 +129,18 @@ impl RateLimitPolicy {
                     return Err(Error::invalid("limit", "limit and burst must be at least 1"));
                 }
                 if period.as_micros() < u128::from(limit) {
-                    return Err(Error::invalid("period", "must allow at least one microsecond per request"));
+                    return Err(Error::invalid(
+                        "period",
+                        "must allow at least one microsecond per request",
+                    ));
                 }
             }
             Self::SlidingWindow { limit, window } => {
                 if limit == 0 || limit > MAX_WINDOW_LIMIT {
-                    return Err(Error::invalid("limit", format!("must be 1–{MAX_WINDOW_LIMIT} for a sliding window")));
+                    return Err(Error::invalid(
+                        "limit",
+                        format!("must be 1–{MAX_WINDOW_LIMIT} for a sliding window"),
+                    ));
                 }
                 if window.as_micros() < 1000 {
                     return Err(Error::invalid("window", "must be at least 1 ms"));
@@ -169,13 +179,21 @@ impl RateLimitDecision {
     /// are rounded up, so a wait never reads as zero.
     pub fn headers(&self, now: DateTime<Utc>) -> Vec<(&'static str, String)> {
         let reset_in = ceil_secs(self.reset_after);
-        let reset_at = now.timestamp() + i64::try_from(reset_in).unwrap_or(i64::MAX / 2) + i64::from(now.timestamp_subsec_micros() > 0 && reset_in > 0);
+        let reset_at = now.timestamp()
+            + i64::try_from(reset_in).unwrap_or(i64::MAX / 2)
+            + i64::from(now.timestamp_subsec_micros() > 0 && reset_in > 0);
         let mut headers = vec![
             ("X-RateLimit-Limit", self.limit.to_string()),
             ("X-RateLimit-Remaining", self.remaining.to_string()),
             ("X-RateLimit-Reset", reset_at.to_string()),
-            ("RateLimit", format!("limit={}, remaining={}, reset={reset_in}", self.limit, self.remaining)),
-            ("RateLimit-Policy", format!("{};w={}", self.limit, ceil_secs(self.window))),
+            (
+                "RateLimit",
+                format!("limit={}, remaining={}, reset={reset_in}", self.limit, self.remaining),
+            ),
+            (
+                "RateLimit-Policy",
+                format!("{};w={}", self.limit, ceil_secs(self.window)),
+            ),
         ];
         if let Some(wait) = self.retry_after.filter(|_| !self.allowed) {
             headers.push(("Retry-After", ceil_secs(wait).max(1).to_string()));
@@ -227,7 +245,11 @@ pub fn gcra_decide(state: u64, now_micros: i64, limit: u32, period: Duration, bu
             window: period,
             unchecked: false,
         };
-        return Step { decision, state, forget_at: tat };
+        return Step {
+            decision,
+            state,
+            forget_at: tat,
+        };
     }
     let remaining = u32::try_from((now_micros - allow_at) / interval).unwrap_or(u32::MAX);
     let decision = RateLimitDecision {
@@ -239,7 +261,11 @@ pub fn gcra_decide(state: u64, now_micros: i64, limit: u32, period: Duration, bu
         window: period,
         unchecked: false,
     };
-    Step { decision, state: u64::try_from(next_tat).unwrap_or(u64::MAX), forget_at: next_tat }
+    Step {
+        decision,
+        state: u64::try_from(next_tat).unwrap_or(u64::MAX),
+        forget_at: next_tat,
+    }
 }
 
 const INDEX_BITS: u32 = 24;
@@ -287,9 +313,17 @@ pub fn window_decide(state: u64, now_micros: i64, limit: u32, window: Duration) 
     };
     if used + w128 <= limit128 * w128 {
         let remaining = ((limit128 * w128 - used - w128) / w128) as u32;
-        let decision = RateLimitDecision { allowed: true, remaining, ..base };
+        let decision = RateLimitDecision {
+            allowed: true,
+            remaining,
+            ..base
+        };
         let state = window_pack(index, current + 1, previous);
-        return Step { decision, state, forget_at: (index + 2) * w };
+        return Step {
+            decision,
+            state,
+            forget_at: (index + 2) * w,
+        };
     }
     // The earliest instant the request fits: later in this window as the previous window's
     // weight decays, or in the next window (where this window's count becomes the previous).
@@ -303,13 +337,24 @@ pub fn window_decide(state: u64, now_micros: i64, limit: u32, window: Duration) 
         _ => {
             // Next window: current × (w − e) ≤ (limit − 1) × w.
             let slack = (limit128 - 1) * w128;
-            let e = if current == 0 { 0 } else { ceil_sub(w128, slack, u128::from(current)) as i64 };
+            let e = if current == 0 {
+                0
+            } else {
+                ceil_sub(w128, slack, u128::from(current)) as i64
+            };
             (index + 1) * w + e
         }
     };
-    let decision = RateLimitDecision { retry_after: Some(duration((retry_at - now_micros).max(1))), ..base };
+    let decision = RateLimitDecision {
+        retry_after: Some(duration((retry_at - now_micros).max(1))),
+        ..base
+    };
     let forget_at = if current > 0 { (index + 2) * w } else { (index + 1) * w };
-    Step { decision, state, forget_at }
+    Step {
+        decision,
+        state,
+        forget_at,
+    }
 }
 
 /// `ceil(w − slack / divisor)`, clamped at 0: the smallest integer `e` with
@@ -364,13 +409,19 @@ pub struct RateLimits {
 impl Default for RateLimits {
     fn default() -> Self {
         let minute = Duration::from_secs(60);
-        let open = |policy| LimitRule { policy, fail: FailMode::Open };
+        let open = |policy| LimitRule {
+            policy,
+            fail: FailMode::Open,
+        };
         Self {
             rules: HashMap::from([
                 (EndpointClass::Analytics, open(RateLimitPolicy::gcra(100, minute))),
                 (EndpointClass::EventsWrite, open(RateLimitPolicy::gcra(1000, minute))),
                 (EndpointClass::EventsRead, open(RateLimitPolicy::gcra(100, minute))),
-                (EndpointClass::General, open(RateLimitPolicy::sliding_window(1000, 15 * minute))),
+                (
+                    EndpointClass::General,
+                    open(RateLimitPolicy::sliding_window(1000, 15 * minute)),
+                ),
             ]),
         }
     }
@@ -404,7 +455,11 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// A limiter over `store`.
     pub fn new(store: Arc<dyn RateLimitStore>, limits: RateLimits, clock: Arc<dyn Clock>) -> Self {
-        Self { store, limits: Arc::new(limits), clock }
+        Self {
+            store,
+            limits: Arc::new(limits),
+            clock,
+        }
     }
 
     /// The rules in force.
@@ -418,7 +473,10 @@ impl RateLimiter {
     /// [`Error::Unavailable`] when the store is unavailable and the rule fails closed.
     pub async fn check(&self, tenant: &TenantId, class: EndpointClass) -> Result<RateLimitDecision> {
         let rule = self.limits.rule(class);
-        let key = LimiterKey { tenant: tenant.clone(), class };
+        let key = LimiterKey {
+            tenant: tenant.clone(),
+            class,
+        };
         let now = self.clock.now();
         match self.store.check(&key, &rule.policy, now).await {
             Ok(decision) => Ok(decision),

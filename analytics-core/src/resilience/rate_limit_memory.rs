@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::rate_limit::{LimiterKey, RateLimitDecision, RateLimitPolicy, RateLimitStore, Step, gcra_decide, window_decide};
+use super::rate_limit::{
+    LimiterKey, RateLimitDecision, RateLimitPolicy, RateLimitStore, Step, gcra_decide, window_decide,
+};
 use crate::error::Result;
 
 /// How many checks between sweeps for forgettable keys.
@@ -66,7 +68,10 @@ impl InProcessRateLimitStore {
                     return step.decision;
                 }
                 slot.forget_at.fetch_max(step.forget_at, Ordering::SeqCst);
-                match slot.state.compare_exchange_weak(current, step.state, Ordering::SeqCst, Ordering::SeqCst) {
+                match slot
+                    .state
+                    .compare_exchange_weak(current, step.state, Ordering::SeqCst, Ordering::SeqCst)
+                {
                     Ok(_) => return step.decision,
                     Err(actual) => current = actual,
                 }
@@ -82,7 +87,10 @@ impl InProcessRateLimitStore {
             let state = slot.state.load(Ordering::SeqCst);
             if state != RETIRED
                 && slot.forget_at.load(Ordering::SeqCst) <= now_micros
-                && slot.state.compare_exchange(state, RETIRED, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+                && slot
+                    .state
+                    .compare_exchange(state, RETIRED, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
             {
                 keys.remove_if(key, |_, v| std::ptr::eq(v, slot)).ok();
             }

@@ -90,7 +90,7 @@ impl TenantEvents {
         }
         let mut whole = Rollup::default();
         if let Some(hours) = plan.whole.rollup {
-            self.rollups.merge_span(hours, &mut whole);
+            self.rollups.merge_span(hours, &mut whole, plan.query.breakdowns());
         }
         self.add_raw(&plan.whole, &mut whole);
         Aggregates {
@@ -99,8 +99,17 @@ impl TenantEvents {
             unique_users_approximate: false,
             events_by_type: rank_counts(whole.by_type, None),
             time_series: plan.buckets.iter().map(|b| self.count(&b.span)).collect(),
-            top_pages: rank_counts(whole.pages, Some(TOP_PAGES)),
-            devices: rank_counts(whole.devices, None),
+            // Raw edges may have counted a few pages and devices; omitted breakdowns are empty.
+            top_pages: if plan.query.breakdowns() {
+                rank_counts(whole.pages, Some(TOP_PAGES))
+            } else {
+                Vec::new()
+            },
+            devices: if plan.query.breakdowns() {
+                rank_counts(whole.devices, None)
+            } else {
+                Vec::new()
+            },
             variants: None,
         }
     }

@@ -35,17 +35,19 @@ impl Rollup {
         }
     }
 
-    /// Adds another rollup's counts.
-    pub(crate) fn merge(&mut self, other: &Rollup) {
+    /// Adds another rollup's counts; pages and devices only with `breakdowns`.
+    pub(crate) fn merge(&mut self, other: &Rollup, breakdowns: bool) {
         self.total += other.total;
         for (k, n) in &other.by_type {
             bump(&mut self.by_type, k, *n);
         }
-        for (k, n) in &other.pages {
-            bump(&mut self.pages, k, *n);
-        }
-        for (k, n) in &other.devices {
-            bump(&mut self.devices, k, *n);
+        if breakdowns {
+            for (k, n) in &other.pages {
+                bump(&mut self.pages, k, *n);
+            }
+            for (k, n) in &other.devices {
+                bump(&mut self.devices, k, *n);
+            }
         }
         self.users |= &other.users;
     }
@@ -88,8 +90,8 @@ impl RollupLevels {
     }
 
     /// Merges every count of `span` into `into`.
-    pub(crate) fn merge_span(&self, span: HourSpan, into: &mut Rollup) {
-        self.cover(span, |r| into.merge(r));
+    pub(crate) fn merge_span(&self, span: HourSpan, into: &mut Rollup, breakdowns: bool) {
+        self.cover(span, |r| into.merge(r, breakdowns));
     }
 
     /// The event count of `span`.

@@ -194,6 +194,7 @@ pub struct QuerySpec {
     experiment: Option<u8>,
     purchase_converts: bool,
     exact: bool,
+    breakdowns: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -229,12 +230,13 @@ impl QuerySpec {
                 prop::option::weighted(0.25, 0u8..3),
                 any::<bool>(),
                 any::<bool>(),
+                prop::bool::weighted(0.8),
             ),
         )
             .prop_map(
                 |(
                     (tenant, start, end, granularity, timezone),
-                    (event_type, user, experiment, purchase_converts, exact),
+                    (event_type, user, experiment, purchase_converts, exact, breakdowns),
                 )| {
                     Self {
                         tenant,
@@ -247,6 +249,7 @@ impl QuerySpec {
                         experiment,
                         purchase_converts,
                         exact,
+                        breakdowns,
                     }
                 },
             )
@@ -280,6 +283,10 @@ impl QuerySpec {
         } else {
             "CONVERSION"
         };
-        Some(query.with_conversion_event_type(EventType::parse(conversion).expect("valid")))
+        Some(
+            query
+                .with_conversion_event_type(EventType::parse(conversion).expect("valid"))
+                .with_breakdowns(self.breakdowns),
+        )
     }
 }

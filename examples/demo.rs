@@ -21,7 +21,7 @@ async fn main() -> analytics::Result<()> {
     let events: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(250_000);
     // A fixed "now" keeps the report reproducible; the facade reads it through its Clock.
     let now: DateTime<Utc> = "2024-06-30T18:00:00Z".parse().expect("valid instant");
-    let analytics = Analytics::builder().clock(Arc::new(ManualClock::new(now))).build();
+    let analytics = Analytics::builder().clock(Arc::new(ManualClock::new(now))).build()?;
     let acme = TenantId::parse("acme")?;
     create_experiment(&analytics, &acme).await?;
 

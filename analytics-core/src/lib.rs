@@ -65,5 +65,7 @@ pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use analytics::{Analytics, AnalyticsBuilder, ChangeNotice};
+pub use analytics::{
+    Analytics, AnalyticsBuilder, ChangeNotice, HealthReport, HealthStatus, ServingPolicy, SummaryOptions,
+};
 pub use error::{Error, ErrorKind, Result};

@@ -117,7 +117,8 @@ fn fixture(store: CountingStore) -> Fixture {
         .store(store.clone())
         .cache(Arc::new(MokaCache::default()))
         .clock(Arc::new(clock.clone()))
-        .build();
+        .build()
+        .unwrap();
     Fixture {
         analytics,
         store,
@@ -161,10 +162,23 @@ async fn second_read_is_cached_until_its_ttl_on_the_virtual_clock() {
     assert_eq!(f.store.summaries.load(Ordering::SeqCst), 1);
     // January is historical at 2024-02-10: one hour of freshness.
     f.clock.advance(Duration::from_secs(3599));
-    assert!(f.analytics.summary(&t, &january()).await.unwrap().metadata.cached);
+    let still_fresh = f.analytics.summary(&t, &january()).await.unwrap();
+    assert!(still_fresh.metadata.cached && !still_fresh.metadata.stale);
     f.clock.advance(Duration::from_secs(1));
-    assert!(!f.analytics.summary(&t, &january()).await.unwrap().metadata.cached);
-    assert_eq!(f.store.summaries.load(Ordering::SeqCst), 2);
+    let expired = f.analytics.summary(&t, &january()).await.unwrap();
+    assert!(
+        expired.metadata.cached && expired.metadata.stale,
+        "past its TTL: served stale while it refreshes"
+    );
+    for _ in 0..1_000 {
+        if f.store.summaries.load(Ordering::SeqCst) == 2 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(f.store.summaries.load(Ordering::SeqCst), 2, "one background refresh");
+    let refreshed = f.analytics.summary(&t, &january()).await.unwrap();
+    assert!(refreshed.metadata.cached && !refreshed.metadata.stale);
 }
 
 #[tokio::test]
@@ -262,7 +276,8 @@ async fn a_cache_outage_does_not_fail_queries_but_fails_ingest_loudly() {
     let analytics = Analytics::builder()
         .store(store.clone())
         .cache(Arc::new(BrokenCache))
-        .build();
+        .build()
+        .unwrap();
     let t = tenant("acme");
     let err = analytics
         .ingest(

@@ -244,13 +244,16 @@ impl LoadShedder {
             });
         }
         shared.in_flight.fetch_add(1, Ordering::AcqRel);
-        let high = level >= LoadLevel::High && priority.get() < config.degrade_below;
+        let cache_only = level == LoadLevel::Critical && priority.get() < config.critical_store_from;
+        // Coarsening saves store work; a cache-only request does none, and is better served by
+        // the full-detail answer if one is cached.
+        let high = level >= LoadLevel::High && priority.get() < config.degrade_below && !cache_only;
         let degradation = Degradation {
             level,
             prefer_cache: level >= LoadLevel::Elevated,
             coarsen: high,
             drop_breakdowns: high,
-            cache_only: level == LoadLevel::Critical && priority.get() < config.critical_store_from,
+            cache_only,
         };
         Ok(LoadGuard {
             shared: shared.clone(),

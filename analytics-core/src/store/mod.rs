@@ -257,6 +257,48 @@ impl fmt::Display for EventCursor {
     }
 }
 
+/// A shared store is a store, so decorators such as
+/// [`BreakerStore`](crate::resilience::BreakerStore) can wrap an `Arc<dyn EventStore>`.
+#[async_trait]
+impl<T: EventStore + ?Sized> EventStore for std::sync::Arc<T> {
+    async fn append(&self, tenant: &TenantId, events: &[Event]) -> Result<AppendOutcome> {
+        (**self).append(tenant, events).await
+    }
+    async fn summary(&self, plan: &QueryPlan) -> Result<Aggregates> {
+        (**self).summary(plan).await
+    }
+    async fn list_events(&self, tenant: &TenantId, query: &EventListQuery) -> Result<EventPage> {
+        (**self).list_events(tenant, query).await
+    }
+    async fn create_experiment(&self, experiment: &Experiment) -> Result<()> {
+        (**self).create_experiment(experiment).await
+    }
+    async fn list_experiments(&self, tenant: &TenantId) -> Result<Vec<Experiment>> {
+        (**self).list_experiments(tenant).await
+    }
+    async fn get_experiment(&self, tenant: &TenantId, id: &ExperimentId) -> Result<Option<Experiment>> {
+        (**self).get_experiment(tenant, id).await
+    }
+    async fn update_experiment(&self, experiment: &Experiment) -> Result<()> {
+        (**self).update_experiment(experiment).await
+    }
+    async fn create_tenant(&self, tenant: &Tenant) -> Result<()> {
+        (**self).create_tenant(tenant).await
+    }
+    async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>> {
+        (**self).get_tenant(id).await
+    }
+    async fn add_api_key(&self, tenant: &TenantId, key: &ApiKeyHash) -> Result<()> {
+        (**self).add_api_key(tenant, key).await
+    }
+    async fn tenant_for_api_key(&self, key: &ApiKeyHash) -> Result<Option<TenantId>> {
+        (**self).tenant_for_api_key(key).await
+    }
+    async fn health(&self) -> Result<StoreHealth> {
+        (**self).health().await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

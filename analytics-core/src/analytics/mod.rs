@@ -1,39 +1,31 @@
 //! [`Analytics`]: the facade a service calls.
 
-use std::sync::Arc;
+mod builder;
+mod health;
+mod summary;
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
 use tokio::sync::broadcast;
+
+pub use builder::{AnalyticsBuilder, ServingPolicy};
+pub use health::{HealthReport, HealthStatus};
+pub use summary::SummaryOptions;
 
 use crate::cache::policy::ingest_tags;
 use crate::cache::single_flight::SingleFlight;
-use crate::cache::{CacheBackend, CacheEntry, CacheKey, CacheStats, Freshness, Tag, TagVersions, TtlPolicy};
-use crate::clock::{Clock, SystemClock, delta, elapsed};
+use crate::cache::{CacheBackend, CacheKey, CacheStats, Tag, TagVersions, TtlPolicy};
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::model::{
-    ApiKey, Event, EventInput, Experiment, ExperimentId, ExperimentInput, ExperimentPatch, Tenant, TenantId,
+    ApiKey, Event, EventInput, EventType, Experiment, ExperimentId, ExperimentInput, ExperimentPatch, Tenant, TenantId,
 };
-use crate::query::{LoadLevel, Query, QueryPlan, Summary, SummaryBody, SummaryMetadata, SummaryRequest};
-use crate::store::{AppendOutcome, EventListQuery, EventPage, EventStore, MemoryStore, StoreHealth};
+use crate::resilience::{CircuitBreaker, LoadShedder, RateLimiter};
+use crate::store::{AppendOutcome, EventListQuery, EventPage, EventStore, StoreHealth};
 
 /// The most events one ingest call accepts.
 pub const MAX_BATCH: usize = 10_000;
-
-/// What a summary entry in the cache holds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CachedSummary {
-    body: SummaryBody,
-    unique_users_approximate: bool,
-}
-
-/// A computed summary and when it was computed.
-#[derive(Debug, Clone)]
-struct Computed {
-    cached: Arc<CachedSummary>,
-    computed_at: DateTime<Utc>,
-}
 
 /// Notice that a tenant's data changed, sent after an ingest is acknowledged (for live views).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,8 +36,9 @@ pub struct ChangeNotice {
     pub accepted: usize,
 }
 
-/// The facade: validates requests, plans queries, serves them through the cache from the store,
-/// and ingests events with invalidation.
+/// The facade: validates requests, plans queries, serves them through the cache from the store
+/// (behind a circuit breaker, with load shedding and stale fallbacks), and ingests events with
+/// invalidation.
 ///
 /// Cheap to clone; clones share everything.
 ///
@@ -77,69 +70,16 @@ pub struct Analytics {
 #[derive(Debug)]
 struct Inner {
     store: Arc<dyn EventStore>,
+    breaker: Option<CircuitBreaker>,
     cache: Arc<dyn CacheBackend>,
     clock: Arc<dyn Clock>,
     ttl: TtlPolicy,
-    flights: SingleFlight<(CacheKey, TagVersions), Computed>,
+    serving: ServingPolicy,
+    load: LoadShedder,
+    limiter: RateLimiter,
+    flights: SingleFlight<(CacheKey, TagVersions), Arc<summary::CachedSummary>>,
+    conversion_types: RwLock<HashMap<(TenantId, ExperimentId), EventType>>,
     changes: broadcast::Sender<ChangeNotice>,
-}
-
-/// Builds an [`Analytics`]; every part has an embedded default.
-#[derive(Debug, Default)]
-pub struct AnalyticsBuilder {
-    store: Option<Arc<dyn EventStore>>,
-    cache: Option<Arc<dyn CacheBackend>>,
-    clock: Option<Arc<dyn Clock>>,
-    ttl: TtlPolicy,
-}
-
-impl AnalyticsBuilder {
-    /// The event store (default: a new [`MemoryStore`]).
-    pub fn store(mut self, store: Arc<dyn EventStore>) -> Self {
-        self.store = Some(store);
-        self
-    }
-
-    /// The cache backend (default: [`MokaCache`](crate::cache::MokaCache) of 256 MiB with the
-    /// `moka` feature, else [`NoCache`]).
-    pub fn cache(mut self, cache: Arc<dyn CacheBackend>) -> Self {
-        self.cache = Some(cache);
-        self
-    }
-
-    /// The clock (default: [`SystemClock`]).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = Some(clock);
-        self
-    }
-
-    /// TTL tiers and stale window (default: [`TtlPolicy::default`]).
-    pub fn ttl_policy(mut self, ttl: TtlPolicy) -> Self {
-        self.ttl = ttl;
-        self
-    }
-
-    /// The facade.
-    pub fn build(self) -> Analytics {
-        let (changes, _) = broadcast::channel(1024);
-        Analytics {
-            inner: Arc::new(Inner {
-                store: self.store.unwrap_or_else(|| Arc::new(MemoryStore::new())),
-                cache: self.cache.unwrap_or_else(default_cache),
-                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock::new())),
-                ttl: self.ttl,
-                flights: SingleFlight::default(),
-                changes,
-            }),
-        }
-    }
-}
-
-fn default_cache() -> Arc<dyn CacheBackend> {
-    #[cfg(feature = "moka")]
-    return Arc::new(crate::cache::MokaCache::default());
-    #[cfg(not(feature = "moka"))]
-    return Arc::new(crate::cache::NoCache::default());
 }
 
 impl Analytics {
@@ -148,9 +88,10 @@ impl Analytics {
         AnalyticsBuilder::default()
     }
 
-    /// The embedded default: [`MemoryStore`], the moka cache, the system clock.
+    /// The embedded default: [`MemoryStore`](crate::store::MemoryStore) behind a circuit
+    /// breaker, the moka cache, the system clock, default load shedding and rate limits.
     pub fn in_memory() -> Self {
-        Self::builder().build()
+        Self::builder().build().expect("the default settings are valid")
     }
 
     /// The clock this facade reads.
@@ -158,131 +99,24 @@ impl Analytics {
         &self.inner.clock
     }
 
-    /// The store behind the facade.
+    /// The store behind the facade (behind its breaker, if any).
     pub fn store(&self) -> &Arc<dyn EventStore> {
         &self.inner.store
     }
 
-    /// Validates `request` for `tenant` and answers it.
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] naming the bad field; store errors when the answer cannot be
-    /// computed.
-    pub async fn summary(&self, tenant: &TenantId, request: &SummaryRequest) -> Result<Summary> {
-        let query = Query::parse(tenant, request)?;
-        self.summary_for(query, request.skip_cache).await
+    /// The circuit breaker in front of the store, if any (metrics and operator controls).
+    pub fn breaker(&self) -> Option<&CircuitBreaker> {
+        self.inner.breaker.as_ref()
     }
 
-    /// Answers a validated query; `skip_cache` bypasses the cache read (the fresh answer is
-    /// still stored).
-    ///
-    /// # Errors
-    /// Store errors when the answer cannot be computed.
-    pub async fn summary_for(&self, query: Query, skip_cache: bool) -> Result<Summary> {
-        let inner = &self.inner;
-        let started = inner.clock.now();
-        let query = self.with_experiment_settings(query).await?;
-        let key = CacheKey::for_query(&query);
-        let tags = inner.ttl.query_tags(&query, started);
-        let tenant = query.tenant().clone();
-
-        // A cache failure must not fail the query: without a lookup we answer from the store
-        // and do not cache (we could not prove which tag versions the answer was computed under).
-        let lookup = inner.cache.get(&tenant, &key, &tags, started).await.ok();
-        if !skip_cache
-            && let Some(hit) = lookup.as_ref().and_then(|l| l.hit.as_ref())
-            && hit.freshness == Freshness::Fresh
-            && let Ok(cached) = serde_json::from_slice::<CachedSummary>(&hit.entry.value)
-        {
-            let age = elapsed(hit.entry.created_at, started);
-            return Ok(self.respond(&query, cached, started, Some(age)));
-        }
-
-        let versions = lookup.map(|l| l.tag_versions);
-        let computed = match versions {
-            Some(versions) => {
-                let (this, owned) = (self.clone(), query.clone());
-                let flight_key = (key.clone(), versions.clone());
-                inner
-                    .flights
-                    .run(
-                        flight_key,
-                        async move { this.compute_and_cache(owned, key, versions).await },
-                    )
-                    .await?
-            }
-            None => self.compute(&query).await?,
-        };
-        let Computed { cached, .. } = computed;
-        Ok(self.respond(&query, (*cached).clone(), started, None))
+    /// The load shedder (its snapshot feeds health endpoints).
+    pub fn load(&self) -> &LoadShedder {
+        &self.inner.load
     }
 
-    async fn compute(&self, query: &Query) -> Result<Computed> {
-        let computed_at = self.inner.clock.now();
-        let aggregates = self.inner.store.summary(&QueryPlan::new(query.clone())).await?;
-        let cached = CachedSummary {
-            body: SummaryBody::assemble(&aggregates, query),
-            unique_users_approximate: aggregates.unique_users_approximate,
-        };
-        Ok(Computed {
-            cached: Arc::new(cached),
-            computed_at,
-        })
-    }
-
-    async fn compute_and_cache(&self, query: Query, key: CacheKey, versions: TagVersions) -> Result<Computed> {
-        let computed = self.compute(&query).await?;
-        let inner = &self.inner;
-        let ttl = inner.ttl.ttl(inner.ttl.tier(query.range().end(), computed.computed_at));
-        let fresh_until = computed.computed_at + delta(ttl);
-        let entry = CacheEntry {
-            value: serde_json::to_vec(&*computed.cached)
-                .map_err(|e| Error::Internal(format!("serializing a summary: {e}")))?
-                .into(),
-            created_at: computed.computed_at,
-            fresh_until,
-            stale_until: fresh_until + delta(inner.ttl.stale_window),
-            tags: versions,
-        };
-        // The answer is good even if caching it fails; the next request recomputes.
-        let _ = inner.cache.set(query.tenant(), &key, entry, inner.clock.now()).await;
-        Ok(computed)
-    }
-
-    fn respond(
-        &self,
-        query: &Query,
-        cached: CachedSummary,
-        started: DateTime<Utc>,
-        age: Option<std::time::Duration>,
-    ) -> Summary {
-        let taken = elapsed(started, self.inner.clock.now());
-        Summary {
-            body: cached.body,
-            metadata: SummaryMetadata {
-                load_level: LoadLevel::Normal,
-                cached: age.is_some(),
-                stale: false,
-                age_ms: age.map(|a| u64::try_from(a.as_millis()).unwrap_or(u64::MAX)),
-                response_time: taken.as_secs_f64() * 1000.0,
-                granularity: query.granularity(),
-                timezone: query.timezone().name().to_owned(),
-                degraded: Vec::new(),
-                unique_users_approximate: cached.unique_users_approximate,
-            },
-        }
-    }
-
-    /// Sets the conversion event type of a filtered experiment from its definition (default
-    /// `CONVERSION` for experiments not registered).
-    async fn with_experiment_settings(&self, query: Query) -> Result<Query> {
-        let Some(id) = query.filters().experiment_id.clone() else {
-            return Ok(query);
-        };
-        match self.inner.store.get_experiment(query.tenant(), &id).await? {
-            Some(experiment) => Ok(query.with_conversion_event_type(experiment.conversion_event_type)),
-            None => Ok(query),
-        }
+    /// The rate limiter, for adapters that enforce limits per tenant and endpoint class.
+    pub fn rate_limiter(&self) -> &RateLimiter {
+        &self.inner.limiter
     }
 
     /// Validates and stores a batch of events for `tenant`, then invalidates the cached answers

@@ -1,0 +1,69 @@
+//! [`HealthReport`]: everything an operator's health endpoint shows.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::Analytics;
+use crate::cache::CacheStats;
+use crate::query::LoadLevel;
+use crate::resilience::{BreakerMetrics, BreakerState, LoadSnapshot};
+use crate::store::StoreHealth;
+
+/// Overall status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// Serving normally.
+    Healthy,
+    /// Serving, with reduced quality (high load, breaker half-open, cache unreachable).
+    Degraded,
+    /// The store cannot be reached or its breaker is open: only cached answers are served.
+    Unhealthy,
+}
+
+/// Health of the facade and its parts (seed 000's `/health` shape, extended).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthReport {
+    /// Overall status.
+    pub status: HealthStatus,
+    /// When the report was made.
+    pub timestamp: DateTime<Utc>,
+    /// The store's self-report, or why it could not be had.
+    pub store: Result<StoreHealth, String>,
+    /// The breaker in front of the store, if any.
+    pub circuit_breaker: Option<BreakerMetrics>,
+    /// Load level and its inputs.
+    pub load: LoadSnapshot,
+    /// Cache counters, or why they could not be had.
+    pub cache: Result<CacheStats, String>,
+}
+
+impl Analytics {
+    /// A health report. Never fails: each part reports its own error.
+    pub async fn health(&self) -> HealthReport {
+        let inner = &self.inner;
+        let store = inner.store.health().await.map_err(|e| e.to_string());
+        let circuit_breaker = inner.breaker.as_ref().map(|b| b.metrics());
+        let load = inner.load.snapshot();
+        let cache = inner.cache.stats().await.map_err(|e| e.to_string());
+        let breaker_state = circuit_breaker.as_ref().map(|m| m.state);
+        let status = if !store.as_ref().is_ok_and(|s| s.healthy)
+            || matches!(breaker_state, Some(BreakerState::Open | BreakerState::ForcedOpen))
+        {
+            HealthStatus::Unhealthy
+        } else if load.level >= LoadLevel::High || breaker_state == Some(BreakerState::HalfOpen) || cache.is_err() {
+            HealthStatus::Degraded
+        } else {
+            HealthStatus::Healthy
+        };
+        HealthReport {
+            status,
+            timestamp: inner.clock.now(),
+            store,
+            circuit_breaker,
+            load,
+            cache,
+        }
+    }
+}

@@ -1,0 +1,321 @@
+//! The summary path: validate → degrade → cache → (single flight) store → assemble, with stale
+//! serving when the store cannot answer.
+
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::Analytics;
+use crate::cache::{CacheEntry, CacheHit, CacheKey, Freshness, TagVersions};
+use crate::clock::{delta, elapsed};
+use crate::error::{Error, Result};
+use crate::query::{LoadLevel, Query, QueryPlan, Summary, SummaryBody, SummaryMetadata, SummaryRequest};
+use crate::resilience::{Degradation, Priority};
+
+/// What a summary entry in the cache holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct CachedSummary {
+    body: SummaryBody,
+    unique_users_approximate: bool,
+}
+
+/// Per-request options of a summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SummaryOptions {
+    /// Bypass the cache read (ignored under load, when cached answers are preferred).
+    pub skip_cache: bool,
+    /// The request's priority for load shedding.
+    pub priority: Priority,
+}
+
+/// How an answer was obtained, for its metadata.
+struct Served {
+    cached: CachedSummary,
+    age: Option<Duration>,
+    stale: bool,
+}
+
+impl Analytics {
+    /// Validates `request` for `tenant` and answers it at the default priority.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] naming the bad field; [`Error::Overloaded`] when shed;
+    /// [`Error::Unavailable`] with a retry hint when the store cannot answer and nothing is
+    /// cached.
+    pub async fn summary(&self, tenant: &crate::model::TenantId, request: &SummaryRequest) -> Result<Summary> {
+        let query = Query::parse(tenant, request)?;
+        self.summary_with(
+            query,
+            SummaryOptions {
+                skip_cache: request.skip_cache,
+                priority: Priority::DEFAULT,
+            },
+        )
+        .await
+    }
+
+    /// Answers a validated query.
+    ///
+    /// # Behavior
+    /// Under load the answer may be degraded (coarser granularity, no top pages or device
+    /// stats, served stale from the cache); `_metadata.degraded` lists what was. When the store
+    /// fails transiently or its breaker is open, a stale or invalidated cached answer is served
+    /// with `stale: true` and its age.
+    ///
+    /// # Errors
+    /// As [`summary`](Self::summary).
+    pub async fn summary_with(&self, query: Query, options: SummaryOptions) -> Result<Summary> {
+        let inner = &self.inner;
+        let started = inner.clock.now();
+        let guard = inner.load.admit(options.priority)?;
+        let plan = guard.degradation();
+        let mut degraded = Vec::new();
+        let mut query = self.with_experiment_settings(query).await?;
+        if plan.coarsen
+            && let Some(coarser) = query.granularity().coarser()
+        {
+            degraded.push(format!("granularity:{}->{coarser}", query.granularity()));
+            query = query.with_granularity(coarser)?;
+        }
+        if plan.drop_breakdowns && query.breakdowns() {
+            degraded.push("breakdowns".to_owned());
+            query = query.with_breakdowns(false);
+        }
+
+        let key = CacheKey::for_query(&query);
+        let tags = inner.ttl.query_tags(&query, started);
+        // A cache failure must not fail the query: without a lookup we answer from the store and
+        // do not cache (we could not prove which tag versions the answer was computed under).
+        let lookup = inner.cache.get(query.tenant(), &key, &tags, started).await.ok();
+        let versions = lookup.as_ref().map(|l| l.tag_versions.clone());
+        let hit = lookup
+            .and_then(|l| l.hit)
+            .filter(|_| !options.skip_cache || plan.prefer_cache);
+        let cached = hit.as_ref().and_then(|h| decode(h).map(|c| (h, c)));
+
+        let served = match cached {
+            Some((hit, cached)) if hit.freshness == Freshness::Fresh => Served {
+                cached,
+                age: Some(age(hit, started)),
+                stale: false,
+            },
+            Some((hit, cached))
+                if hit.freshness == Freshness::Stale && (plan.prefer_cache || inner.serving.stale_while_revalidate) =>
+            {
+                if plan.prefer_cache {
+                    degraded.push("cache-preferred".to_owned());
+                } else if let Some(versions) = versions {
+                    self.refresh_in_background(query.clone(), key, versions);
+                }
+                Served {
+                    cached,
+                    age: Some(age(hit, started)),
+                    stale: true,
+                }
+            }
+            Some((hit, cached)) if plan.cache_only => {
+                degraded.push("cache-only".to_owned());
+                Served {
+                    cached,
+                    age: Some(age(hit, started)),
+                    stale: hit.freshness != Freshness::Fresh,
+                }
+            }
+            None if plan.cache_only => {
+                return Err(Error::Overloaded {
+                    message: "at CRITICAL load only cached answers are served at this priority".into(),
+                    retry_after: Duration::from_secs(5),
+                });
+            }
+            fallback => match self.compute_shared(&query, key, versions, false).await {
+                Ok(cached) => Served {
+                    cached: (*cached).clone(),
+                    age: None,
+                    stale: false,
+                },
+                Err(error) if error.is_transient() => match fallback {
+                    Some((hit, cached)) if inner.serving.serve_stale_on_error => {
+                        degraded.push("store-unavailable".to_owned());
+                        Served {
+                            cached,
+                            age: Some(age(hit, started)),
+                            stale: true,
+                        }
+                    }
+                    _ => {
+                        return Err(Error::Unavailable {
+                            message: format!("no answer can be computed or served from cache: {error}"),
+                            retry_after: Some(error.retry_after().unwrap_or(inner.serving.unavailable_retry_after)),
+                        });
+                    }
+                },
+                Err(error) => return Err(error),
+            },
+        };
+        drop(guard);
+        Ok(self.respond(&query, served, started, plan, degraded))
+    }
+
+    /// Computes through the single flight (when the cache answered) and caches the result.
+    /// With `recheck`, the flight first looks at the cache again and uses a fresh entry if one
+    /// has appeared (a refresh that lost the race to another one).
+    async fn compute_shared(
+        &self,
+        query: &Query,
+        key: CacheKey,
+        versions: Option<TagVersions>,
+        recheck: bool,
+    ) -> Result<Arc<CachedSummary>> {
+        let Some(versions) = versions else {
+            return self.compute(query).await.map(|(cached, _)| Arc::new(cached));
+        };
+        let (this, owned) = (self.clone(), query.clone());
+        // Keyed by the tag versions too: a reader that arrives after a write (which bumped a
+        // version) never joins a computation that started before it.
+        let flight_key = (key.clone(), versions.clone());
+        let work = async move {
+            if recheck && let Some(fresh) = this.fresh_entry(&owned, &key).await {
+                return Ok(Arc::new(fresh));
+            }
+            this.compute_and_cache(owned, key, versions).await
+        };
+        self.inner.flights.run(flight_key, work).await
+    }
+
+    async fn fresh_entry(&self, query: &Query, key: &CacheKey) -> Option<CachedSummary> {
+        let lookup = self
+            .inner
+            .cache
+            .get(query.tenant(), key, &[], self.inner.clock.now())
+            .await
+            .ok()?;
+        lookup
+            .hit
+            .filter(|h| h.freshness == Freshness::Fresh)
+            .as_ref()
+            .and_then(decode)
+    }
+
+    fn refresh_in_background(&self, query: Query, key: CacheKey, versions: TagVersions) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let this = self.clone();
+        runtime.spawn(async move {
+            // Failures are fine: the stale entry stays until a refresh succeeds.
+            let _ = this.compute_shared(&query, key, Some(versions), true).await;
+        });
+    }
+
+    async fn compute(&self, query: &Query) -> Result<(CachedSummary, DateTime<Utc>)> {
+        let computed_at = self.inner.clock.now();
+        let aggregates = self.inner.store.summary(&QueryPlan::new(query.clone())).await?;
+        let cached = CachedSummary {
+            body: SummaryBody::assemble(&aggregates, query),
+            unique_users_approximate: aggregates.unique_users_approximate,
+        };
+        Ok((cached, computed_at))
+    }
+
+    async fn compute_and_cache(
+        &self,
+        query: Query,
+        key: CacheKey,
+        versions: TagVersions,
+    ) -> Result<Arc<CachedSummary>> {
+        let (cached, computed_at) = self.compute(&query).await?;
+        let inner = &self.inner;
+        let ttl = inner.ttl.ttl(inner.ttl.tier(query.range().end(), computed_at));
+        let fresh_until = computed_at + delta(ttl);
+        let entry = CacheEntry {
+            value: serde_json::to_vec(&cached)
+                .map_err(|e| Error::Internal(format!("serializing a summary: {e}")))?
+                .into(),
+            created_at: computed_at,
+            fresh_until,
+            stale_until: fresh_until + delta(inner.ttl.stale_window),
+            tags: versions,
+        };
+        // The answer is good even if caching it fails; the next request recomputes.
+        let _ = inner.cache.set(query.tenant(), &key, entry, inner.clock.now()).await;
+        Ok(Arc::new(cached))
+    }
+
+    fn respond(
+        &self,
+        query: &Query,
+        served: Served,
+        started: DateTime<Utc>,
+        plan: Degradation,
+        degraded: Vec<String>,
+    ) -> Summary {
+        let taken = elapsed(started, self.inner.clock.now());
+        let level: LoadLevel = plan.level;
+        Summary {
+            metadata: SummaryMetadata {
+                load_level: level,
+                cached: served.age.is_some(),
+                stale: served.stale,
+                age_ms: served.age.map(|a| u64::try_from(a.as_millis()).unwrap_or(u64::MAX)),
+                response_time: taken.as_secs_f64() * 1000.0,
+                granularity: query.granularity(),
+                timezone: query.timezone().name().to_owned(),
+                degraded,
+                unique_users_approximate: served.cached.unique_users_approximate,
+            },
+            body: served.cached.body,
+        }
+    }
+
+    /// Sets the conversion event type of a filtered experiment from its definition (default
+    /// `CONVERSION` for experiments not registered). The last known type is remembered, so an
+    /// outage of the store does not prevent serving the experiment's cached answers.
+    async fn with_experiment_settings(&self, query: Query) -> Result<Query> {
+        let Some(id) = query.filters().experiment_id.clone() else {
+            return Ok(query);
+        };
+        let memo_key = (query.tenant().clone(), id.clone());
+        let conversion = match self.inner.store.get_experiment(query.tenant(), &id).await {
+            Ok(found) => {
+                let conversion = found.map(|e| e.conversion_event_type);
+                let mut memo = self
+                    .inner
+                    .conversion_types
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner);
+                match &conversion {
+                    Some(t) => memo.insert(memo_key, t.clone()),
+                    None => memo.remove(&memo_key),
+                };
+                conversion
+            }
+            Err(error) if error.is_transient() => {
+                let memo = self
+                    .inner
+                    .conversion_types
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner);
+                match memo.get(&memo_key) {
+                    Some(known) => Some(known.clone()),
+                    None => return Err(error),
+                }
+            }
+            Err(error) => return Err(error),
+        };
+        Ok(match conversion {
+            Some(t) => query.with_conversion_event_type(t),
+            None => query,
+        })
+    }
+}
+
+fn decode(hit: &CacheHit) -> Option<CachedSummary> {
+    serde_json::from_slice(&hit.entry.value).ok()
+}
+
+fn age(hit: &CacheHit, now: DateTime<Utc>) -> Duration {
+    elapsed(hit.entry.created_at, now)
+}

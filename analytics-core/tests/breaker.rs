@@ -111,9 +111,10 @@ impl Model {
 
     fn too_bad(&self, outcomes: &[(bool, bool)]) -> bool {
         let n = outcomes.len() as f64;
-        let failed = outcomes.iter().filter(|o| o.0).count() as f64 * 100.0 / n;
-        let slow = outcomes.iter().filter(|o| o.1).count() as f64 * 100.0 / n;
-        failed >= self.config.failure_rate_threshold || slow >= self.config.slow_call_rate_threshold
+        let failed = outcomes.iter().filter(|o| o.0).count() as f64;
+        let slow = outcomes.iter().filter(|o| o.1).count() as f64;
+        failed * 100.0 >= self.config.failure_rate_threshold * n
+            || slow * 100.0 >= self.config.slow_call_rate_threshold * n
     }
 
     fn complete(&mut self, permit: ModelPermit, failed: bool, now: DateTime<Utc>) {

@@ -246,7 +246,7 @@ impl Window {
         }
     }
 
-    fn record(&mut self, failed: bool, slow: bool, now: DateTime<Utc>) {
+    fn record(&mut self, failed: bool, slow: bool, now_secs: i64) {
         match self {
             Window::Count { size, outcomes, tally } => {
                 if outcomes.len() == *size
@@ -258,7 +258,7 @@ impl Window {
                 tally.add(failed, slow);
             }
             Window::Time { buckets, .. } => {
-                let second = now.timestamp();
+                let second = now_secs;
                 match buckets.back_mut() {
                     Some((s, tally)) if *s == second => tally.add(failed, slow),
                     _ => {
@@ -267,22 +267,22 @@ impl Window {
                         buckets.push_back((second, tally));
                     }
                 }
-                self.expire(now);
+                self.expire(now_secs);
             }
         }
     }
 
-    fn expire(&mut self, now: DateTime<Utc>) {
+    fn expire(&mut self, now_secs: i64) {
         if let Window::Time { seconds, buckets } = self {
-            let oldest = now.timestamp() - *seconds;
+            let oldest = now_secs - *seconds;
             while buckets.front().is_some_and(|(s, _)| *s <= oldest) {
                 buckets.pop_front();
             }
         }
     }
 
-    fn tally(&mut self, now: DateTime<Utc>) -> Tally {
-        self.expire(now);
+    fn tally(&mut self, now_secs: i64) -> Tally {
+        self.expire(now_secs);
         match self {
             Window::Count { tally, .. } => *tally,
             Window::Time { buckets, .. } => buckets.iter().fold(Tally::default(), |mut sum, (_, t)| {
@@ -314,6 +314,8 @@ struct Inner {
 struct Shared {
     config: BreakerConfig,
     clock: Arc<dyn Clock>,
+    /// The slow-call duration in microseconds (compared on every recorded call).
+    slow_call_micros: i64,
     /// `phase << 8 | state`, mirrored from `Inner` so the closed path admits without the lock.
     status: AtomicU64,
     inner: Mutex<Inner>,
@@ -330,11 +332,12 @@ pub struct CircuitBreaker {
 /// or panicking caller) records nothing and gives a half-open permit back.
 #[derive(Debug)]
 #[must_use = "a permit that is dropped records nothing"]
-pub struct BreakerPermit {
-    shared: Arc<Shared>,
+pub struct BreakerPermit<'a> {
+    shared: &'a Shared,
     phase: u64,
     state: BreakerState,
-    started: DateTime<Utc>,
+    /// Epoch microseconds when the call started.
+    started: i64,
 }
 
 impl CircuitBreaker {
@@ -358,7 +361,9 @@ impl CircuitBreaker {
             last_transition: None,
         };
         let status = AtomicU64::new(u64::from(BreakerState::Closed.code()));
+        let slow_call_micros = i64::try_from(config.slow_call_duration.as_micros()).unwrap_or(i64::MAX);
         let shared = Shared {
+            slow_call_micros,
             config,
             clock,
             status,
@@ -373,16 +378,17 @@ impl CircuitBreaker {
     ///
     /// # Errors
     /// [`Error::Unavailable`] with a retry hint when the breaker refuses.
-    pub fn try_acquire(&self) -> Result<BreakerPermit> {
-        let now = self.shared.clock.now();
+    pub fn try_acquire(&self) -> Result<BreakerPermit<'_>> {
+        let now_micros = self.shared.clock.now_micros();
         let status = self.shared.status.load(Ordering::Acquire);
         let fast = BreakerState::from_code((status & 0xff) as u8);
         if matches!(
             fast,
             BreakerState::Closed | BreakerState::Disabled | BreakerState::MetricsOnly
         ) {
-            return Ok(self.permit(status >> 8, fast, now));
+            return Ok(self.permit(status >> 8, fast, now_micros));
         }
+        let now = micros_to_instant(now_micros);
         let mut inner = self.lock();
         self.advance(&mut inner, now);
         let refuse = |inner: &mut Inner, retry_after: Option<Duration>, why: &str| {
@@ -407,18 +413,18 @@ impl CircuitBreaker {
             BreakerState::HalfOpen => {
                 inner.trial_admitted += 1;
                 let phase = inner.phase;
-                Ok(self.permit(phase, BreakerState::HalfOpen, now))
+                Ok(self.permit(phase, BreakerState::HalfOpen, now_micros))
             }
             state => {
                 let phase = inner.phase;
-                Ok(self.permit(phase, state, now))
+                Ok(self.permit(phase, state, now_micros))
             }
         }
     }
 
-    fn permit(&self, phase: u64, state: BreakerState, started: DateTime<Utc>) -> BreakerPermit {
+    fn permit(&self, phase: u64, state: BreakerState, started: i64) -> BreakerPermit<'_> {
         BreakerPermit {
-            shared: self.shared.clone(),
+            shared: &self.shared,
             phase,
             state,
             started,
@@ -454,7 +460,7 @@ impl CircuitBreaker {
         let tally = if inner.state == BreakerState::HalfOpen {
             inner.trial
         } else {
-            inner.window.tally(now)
+            inner.window.tally(now.timestamp())
         };
         let minimum = match inner.state {
             BreakerState::HalfOpen => self.shared.config.half_open_permits,
@@ -550,21 +556,28 @@ impl Shared {
             .store(inner.phase << 8 | u64::from(to.code()), Ordering::Release);
     }
 
+    /// Whether the failure or slow-call rate reaches its threshold, compared as
+    /// `failed × 100 ≥ threshold × calls` (no division on the hot path).
     fn exceeds(&self, tally: Tally) -> bool {
-        let (failure_rate, slow_rate) = tally.rates();
-        failure_rate >= self.config.failure_rate_threshold || slow_rate >= self.config.slow_call_rate_threshold
+        let calls = f64::from(tally.calls);
+        f64::from(tally.failed) * 100.0 >= self.config.failure_rate_threshold * calls
+            || f64::from(tally.slow) * 100.0 >= self.config.slow_call_rate_threshold * calls
     }
 
     fn record(&self, permit: &BreakerPermit, failed: bool) {
-        let now = self.clock.now();
-        let slow = elapsed(permit.started, now) >= self.config.slow_call_duration;
-        let mut inner = self.lock();
         if permit.state == BreakerState::Disabled {
             return;
         }
+        let now_micros = self.clock.now_micros();
+        let slow = now_micros - permit.started >= self.slow_call_micros;
+        // Built only for (rare) transitions.
+        let now = || micros_to_instant(now_micros);
+        let mut inner = self.lock();
         // Time-driven transitions first: a trial call finishing after the half-open deadline
         // lands in the next phase and is ignored.
-        self.advance(&mut inner, now);
+        if matches!(inner.state, BreakerState::Open | BreakerState::HalfOpen) {
+            self.advance(&mut inner, now());
+        }
         if failed {
             inner.failures_total += 1;
         } else {
@@ -584,14 +597,15 @@ impl Shared {
                     } else {
                         BreakerState::Closed
                     };
-                    self.transition(&mut inner, to, now);
+                    self.transition(&mut inner, to, now());
                 }
             }
             state @ (BreakerState::Closed | BreakerState::MetricsOnly) => {
-                inner.window.record(failed, slow, now);
-                let tally = inner.window.tally(now);
+                let now_secs = now_micros.div_euclid(1_000_000);
+                inner.window.record(failed, slow, now_secs);
+                let tally = inner.window.tally(now_secs);
                 if state == BreakerState::Closed && tally.calls >= self.config.minimum_calls && self.exceeds(tally) {
-                    self.transition(&mut inner, BreakerState::Open, now);
+                    self.transition(&mut inner, BreakerState::Open, now());
                 }
             }
         }
@@ -607,7 +621,7 @@ impl Shared {
     }
 }
 
-impl BreakerPermit {
+impl BreakerPermit<'_> {
     /// Records a success.
     pub fn success(self) {
         self.record(None);
@@ -632,8 +646,13 @@ impl BreakerPermit {
     }
 }
 
-impl Drop for BreakerPermit {
+impl Drop for BreakerPermit<'_> {
     fn drop(&mut self) {
         self.shared.release(self);
     }
+}
+
+/// Only for readings of a [`Clock`], which are always representable.
+fn micros_to_instant(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).expect("clock readings are representable instants")
 }

@@ -208,7 +208,9 @@ pub fn ceil_secs(duration: Duration) -> u64 {
 }
 
 fn micros(duration: Duration) -> i64 {
-    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+    // Avoids `as_micros` (u128 arithmetic) on the hot path.
+    let secs = i64::try_from(duration.as_secs()).unwrap_or(i64::MAX / 2_000_000);
+    secs * 1_000_000 + i64::from(duration.subsec_micros())
 }
 
 fn duration(micros: i64) -> Duration {

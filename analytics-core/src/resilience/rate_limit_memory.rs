@@ -10,8 +10,8 @@ use super::rate_limit::{
 };
 use crate::error::Result;
 
-/// How many checks between sweeps for forgettable keys.
-const SWEEP_EVERY: u64 = 4096;
+/// How often (on the callers' clock) forgettable keys are swept, in microseconds.
+const SWEEP_EVERY_MICROS: i64 = 10_000_000;
 /// The state of a slot a sweep has retired; no policy produces it.
 const RETIRED: u64 = u64::MAX;
 
@@ -19,18 +19,24 @@ const RETIRED: u64 = u64::MAX;
 ///
 /// Lock-free on the hot path: keys live in a `papaya` concurrent map (lock-free reads) and each
 /// decision is one compare-and-swap loop on the key's packed `u64` state, so concurrent checks
-/// of one key never admit more than the policy. Memory is bounded by the keys in use: every
-/// 4,096 checks (or on [`sweep`](Self::sweep)), keys whose state has become equivalent to a
-/// fresh one — per the decision's `forget_at`, on the caller's clock — are removed.
+/// of one key never admit more than the policy. Memory is bounded by the keys in use: keys
+/// (also on [`sweep`](Self::sweep)) whose state has become equivalent to a
+/// fresh one — per the decision's `forget_at`, on the caller's clock — are removed, at most
+/// every 10 seconds of that clock, by whichever check first notices a sweep is due.
 ///
 /// A sweep never loses an admission: a checker raises the key's `forget_at` *before* its state
 /// CAS, and a sweep retires a slot only by CAS-ing its state to a reserved value after seeing
 /// an expired `forget_at` (all sequentially consistent). A checker that meets a retired slot
 /// moves to a fresh one.
+///
+/// Keys are hashed with `foldhash` (randomly seeded) rather than SipHash: they are
+/// authenticated tenants and a fixed set of endpoint classes, not attacker-chosen strings, and
+/// hashing is a large share of a check.
 #[derive(Debug, Default)]
 pub struct InProcessRateLimitStore {
-    keys: papaya::HashMap<LimiterKey, KeyState>,
-    checks: AtomicU64,
+    keys: papaya::HashMap<LimiterKey, KeyState, foldhash::fast::RandomState>,
+    /// Epoch microseconds of the next sweep (0: none yet scheduled).
+    next_sweep: AtomicI64,
 }
 
 #[derive(Debug, Default)]
@@ -48,7 +54,19 @@ impl InProcessRateLimitStore {
     /// Decides synchronously (the trait method wraps this).
     pub fn check_now(&self, key: &LimiterKey, policy: &RateLimitPolicy, now: DateTime<Utc>) -> RateLimitDecision {
         let now_micros = now.timestamp_micros();
-        if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+        let due = self.next_sweep.load(Ordering::Relaxed);
+        if now_micros >= due
+            && self
+                .next_sweep
+                .compare_exchange(
+                    due,
+                    now_micros + SWEEP_EVERY_MICROS,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            && due != 0
+        {
             self.sweep(now);
         }
         let keys = self.keys.pin();
@@ -67,7 +85,10 @@ impl InProcessRateLimitStore {
                 if !step.decision.allowed {
                     return step.decision;
                 }
-                slot.forget_at.fetch_max(step.forget_at, Ordering::SeqCst);
+                // Raised before the state CAS, so a sweep that sees the new state sees it too.
+                if slot.forget_at.load(Ordering::SeqCst) < step.forget_at {
+                    slot.forget_at.fetch_max(step.forget_at, Ordering::SeqCst);
+                }
                 match slot
                     .state
                     .compare_exchange_weak(current, step.state, Ordering::SeqCst, Ordering::SeqCst)

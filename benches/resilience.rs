@@ -68,7 +68,7 @@ fn keyed_limiter(c: &mut Criterion) {
     group.bench_function("in_process_store", |b| {
         b.iter(|| {
             i = (i + 1) % keys.len();
-            ours.check_now(&keys[i], &policy, clock.now()).allowed
+            ours.check_micros(&keys[i], &policy, clock.now_micros()).allowed
         })
     });
     group.finish();

@@ -366,6 +366,20 @@ fn ceil_sub(w: u128, slack: u128, divisor: u128) -> u128 {
     w.saturating_sub(slack / divisor)
 }
 
+/// Whether a key whose packed state is `state` is as good as fresh at `now_micros` under
+/// `policy` (so a store may forget it): a GCRA state whose arrival time has passed, or a window
+/// state two or more windows old.
+pub fn forgettable(state: u64, now_micros: i64, policy: &RateLimitPolicy) -> bool {
+    match *policy {
+        RateLimitPolicy::Gcra { .. } => i64::try_from(state).is_ok_and(|tat| tat <= now_micros),
+        RateLimitPolicy::SlidingWindow { window, .. } => {
+            let index = now_micros.div_euclid(micros(window)) as u64 & INDEX_MASK;
+            let stored = (state >> (2 * COUNT_BITS)) & INDEX_MASK;
+            state == 0 || index.wrapping_sub(stored) & INDEX_MASK >= 2
+        }
+    }
+}
+
 /// Holds limiter state: one atomic check-and-consume per decision.
 #[async_trait]
 pub trait RateLimitStore: Send + Sync + Debug {

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::rate_limit::{
-    LimiterKey, RateLimitDecision, RateLimitPolicy, RateLimitStore, Step, gcra_decide, window_decide,
+    LimiterKey, RateLimitDecision, RateLimitPolicy, RateLimitStore, Step, forgettable, gcra_decide, window_decide,
 };
 use crate::error::Result;
 
@@ -19,15 +19,14 @@ const RETIRED: u64 = u64::MAX;
 ///
 /// Lock-free on the hot path: keys live in a `papaya` concurrent map (lock-free reads) and each
 /// decision is one compare-and-swap loop on the key's packed `u64` state, so concurrent checks
-/// of one key never admit more than the policy. Memory is bounded by the keys in use: keys
-/// (also on [`sweep`](Self::sweep)) whose state has become equivalent to a
-/// fresh one — per the decision's `forget_at`, on the caller's clock — are removed, at most
-/// every 10 seconds of that clock, by whichever check first notices a sweep is due.
+/// of one key never admit more than the policy. Memory is bounded by the keys in use: at most
+/// every 10 seconds of the callers' clock (and on [`sweep`](Self::sweep)), keys whose state has
+/// become equivalent to a fresh one ([`forgettable`]) are removed.
 ///
-/// A sweep never loses an admission: a checker raises the key's `forget_at` *before* its state
-/// CAS, and a sweep retires a slot only by CAS-ing its state to a reserved value after seeing
-/// an expired `forget_at` (all sequentially consistent). A checker that meets a retired slot
-/// moves to a fresh one.
+/// A sweep never loses an admission: it retires a slot only by a CAS from the very state it
+/// judged forgettable to a reserved value, so it either precedes a checker's CAS (which then
+/// fails, and the checker moves to a fresh slot) or follows it (and sees the new state). A
+/// key's policy is fixed when the key is first seen.
 ///
 /// Keys are hashed with `foldhash` (randomly seeded) rather than SipHash: they are
 /// authenticated tenants and a fixed set of endpoint classes, not attacker-chosen strings, and
@@ -39,10 +38,10 @@ pub struct InProcessRateLimitStore {
     next_sweep: AtomicI64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct KeyState {
     state: AtomicU64,
-    forget_at: AtomicI64,
+    policy: RateLimitPolicy,
 }
 
 impl InProcessRateLimitStore {
@@ -53,29 +52,28 @@ impl InProcessRateLimitStore {
 
     /// Decides synchronously (the trait method wraps this).
     pub fn check_now(&self, key: &LimiterKey, policy: &RateLimitPolicy, now: DateTime<Utc>) -> RateLimitDecision {
-        let now_micros = now.timestamp_micros();
+        self.check_micros(key, policy, now.timestamp_micros())
+    }
+
+    /// Decides synchronously at `now_micros` (epoch microseconds).
+    pub fn check_micros(&self, key: &LimiterKey, policy: &RateLimitPolicy, now_micros: i64) -> RateLimitDecision {
         let due = self.next_sweep.load(Ordering::Relaxed);
         if now_micros >= due
             && self
                 .next_sweep
-                .compare_exchange(
-                    due,
-                    now_micros + SWEEP_EVERY_MICROS,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                )
+                .compare_exchange(due, now_micros + SWEEP_EVERY_MICROS, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
             && due != 0
         {
-            self.sweep(now);
+            self.sweep_micros(now_micros);
         }
         let keys = self.keys.pin();
         'slot: loop {
             let slot = match keys.get(key) {
                 Some(slot) => slot,
-                None => keys.get_or_insert_with(key.clone(), KeyState::default),
+                None => keys.get_or_insert_with(key.clone(), || KeyState { state: AtomicU64::new(0), policy: *policy }),
             };
-            let mut current = slot.state.load(Ordering::SeqCst);
+            let mut current = slot.state.load(Ordering::Acquire);
             loop {
                 if current == RETIRED {
                     keys.remove_if(key, |_, v| std::ptr::eq(v, slot)).ok();
@@ -85,14 +83,7 @@ impl InProcessRateLimitStore {
                 if !step.decision.allowed {
                     return step.decision;
                 }
-                // Raised before the state CAS, so a sweep that sees the new state sees it too.
-                if slot.forget_at.load(Ordering::SeqCst) < step.forget_at {
-                    slot.forget_at.fetch_max(step.forget_at, Ordering::SeqCst);
-                }
-                match slot
-                    .state
-                    .compare_exchange_weak(current, step.state, Ordering::SeqCst, Ordering::SeqCst)
-                {
+                match slot.state.compare_exchange_weak(current, step.state, Ordering::AcqRel, Ordering::Acquire) {
                     Ok(_) => return step.decision,
                     Err(actual) => current = actual,
                 }
@@ -102,16 +93,16 @@ impl InProcessRateLimitStore {
 
     /// Removes keys whose state is as good as fresh at `now`.
     pub fn sweep(&self, now: DateTime<Utc>) {
-        let now_micros = now.timestamp_micros();
+        self.sweep_micros(now.timestamp_micros());
+    }
+
+    fn sweep_micros(&self, now_micros: i64) {
         let keys = self.keys.pin();
         for (key, slot) in keys.iter() {
-            let state = slot.state.load(Ordering::SeqCst);
+            let state = slot.state.load(Ordering::Acquire);
             if state != RETIRED
-                && slot.forget_at.load(Ordering::SeqCst) <= now_micros
-                && slot
-                    .state
-                    .compare_exchange(state, RETIRED, Ordering::SeqCst, Ordering::SeqCst)
-                    .is_ok()
+                && forgettable(state, now_micros, &slot.policy)
+                && slot.state.compare_exchange(state, RETIRED, Ordering::AcqRel, Ordering::Acquire).is_ok()
             {
                 keys.remove_if(key, |_, v| std::ptr::eq(v, slot)).ok();
             }

@@ -37,6 +37,10 @@
 //! - [`store`]: the [`EventStore`](store::EventStore) contract and [`MemoryStore`](store::MemoryStore).
 //! - [`cache`]: the [`CacheBackend`](cache::CacheBackend) contract, TTL tiers and tags, the moka
 //!   backend.
+//! - [`resilience`]: the circuit breaker (and the [`BreakerStore`](resilience::BreakerStore)
+//!   decorator), rate limiting ([`RateLimiter`](resilience::RateLimiter) over a
+//!   [`RateLimitStore`](resilience::RateLimitStore), in-process by default), load shedding and
+//!   degradation ([`LoadShedder`](resilience::LoadShedder)).
 //! - [`Analytics`]: the facade. [`clock`]: injected time. [`Error`]: the one error type.
 //! - `testkit` (feature): the conformance suites every backend runs; `generator` (feature): a
 //!   seeded realistic event generator.
@@ -50,6 +54,12 @@
 //! - Single flight is built on `futures-util`'s `Shared` plus a tokio task rather than moka's
 //!   `get_with`, because it must work in front of every cache backend, not only moka.
 //! - Event ids default to UUIDv7 so generated ids sort by time.
+//! - The rate-limit arithmetic (GCRA, sliding-window counter) is written here rather than taken
+//!   from `governor`: its state must also live in Redis, decided by a Lua port that must agree
+//!   with it exactly, and governor has no sliding window and no storable state. The in-process
+//!   store uses `papaya` (a lock-free map) and `foldhash`; `SystemClock` reads the TSC through
+//!   `quanta`. The breaker is hand-written for the same reason as the limiter: resilience4j
+//!   semantics with guard permits and virtual time, which no maintained crate offers.
 
 pub mod analytics;
 pub mod cache;

@@ -61,7 +61,12 @@ impl InProcessRateLimitStore {
         if now_micros >= due
             && self
                 .next_sweep
-                .compare_exchange(due, now_micros + SWEEP_EVERY_MICROS, Ordering::Relaxed, Ordering::Relaxed)
+                .compare_exchange(
+                    due,
+                    now_micros + SWEEP_EVERY_MICROS,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
                 .is_ok()
             && due != 0
         {
@@ -71,7 +76,10 @@ impl InProcessRateLimitStore {
         'slot: loop {
             let slot = match keys.get(key) {
                 Some(slot) => slot,
-                None => keys.get_or_insert_with(key.clone(), || KeyState { state: AtomicU64::new(0), policy: *policy }),
+                None => keys.get_or_insert_with(key.clone(), || KeyState {
+                    state: AtomicU64::new(0),
+                    policy: *policy,
+                }),
             };
             let mut current = slot.state.load(Ordering::Acquire);
             loop {
@@ -83,7 +91,10 @@ impl InProcessRateLimitStore {
                 if !step.decision.allowed {
                     return step.decision;
                 }
-                match slot.state.compare_exchange_weak(current, step.state, Ordering::AcqRel, Ordering::Acquire) {
+                match slot
+                    .state
+                    .compare_exchange_weak(current, step.state, Ordering::AcqRel, Ordering::Acquire)
+                {
                     Ok(_) => return step.decision,
                     Err(actual) => current = actual,
                 }
@@ -102,7 +113,10 @@ impl InProcessRateLimitStore {
             let state = slot.state.load(Ordering::Acquire);
             if state != RETIRED
                 && forgettable(state, now_micros, &slot.policy)
-                && slot.state.compare_exchange(state, RETIRED, Ordering::AcqRel, Ordering::Acquire).is_ok()
+                && slot
+                    .state
+                    .compare_exchange(state, RETIRED, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
             {
                 keys.remove_if(key, |_, v| std::ptr::eq(v, slot)).ok();
             }

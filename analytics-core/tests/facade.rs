@@ -1,24 +1,20 @@
 //! The facade end to end on the embedded defaults, driven by a virtual clock.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use analytics_core::cache::{CacheBackend, CacheEntry, CacheKey, CacheLookup, CacheStats, MokaCache, Tag};
 use analytics_core::clock::ManualClock;
 use analytics_core::model::{
-    ApiKey, ApiKeyHash, Event, EventId, EventInput, EventType, Experiment, ExperimentId, ExperimentInput,
-    ExperimentPatch, Tenant, TenantId,
+    ApiKey, Event, EventId, EventInput, EventType, ExperimentId, ExperimentInput, ExperimentPatch, TenantId,
 };
-use analytics_core::query::{Aggregates, Granularity, QueryPlan, SummaryRequest};
-use analytics_core::store::{
-    AppendOutcome, EventListQuery, EventPage, EventStore, MemoryStore, Pagination, StoreHealth,
-};
+use analytics_core::query::{Granularity, SummaryRequest};
+use analytics_core::store::{EventListQuery, EventStore, MemoryStore, Pagination};
+use analytics_core::testkit::InstrumentedStore;
 use analytics_core::{Analytics, Error, Result};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use tokio::sync::Semaphore;
 
 fn at(s: &str) -> DateTime<Utc> {
     s.parse().unwrap()
@@ -30,58 +26,6 @@ fn tenant(name: &str) -> TenantId {
 
 fn input(value: serde_json::Value) -> EventInput {
     serde_json::from_value(value).unwrap()
-}
-
-/// A store decorator that counts summary executions and can hold them at a gate.
-#[derive(Debug, Default)]
-struct CountingStore {
-    inner: MemoryStore,
-    summaries: AtomicUsize,
-    gate: Option<Arc<Semaphore>>,
-}
-
-#[async_trait]
-impl EventStore for CountingStore {
-    async fn append(&self, tenant: &TenantId, events: &[Event]) -> Result<AppendOutcome> {
-        self.inner.append(tenant, events).await
-    }
-    async fn summary(&self, plan: &QueryPlan) -> Result<Aggregates> {
-        self.summaries.fetch_add(1, Ordering::SeqCst);
-        if let Some(gate) = &self.gate {
-            let _permit = gate.acquire().await.expect("gate open");
-        }
-        self.inner.summary(plan).await
-    }
-    async fn list_events(&self, tenant: &TenantId, query: &EventListQuery) -> Result<EventPage> {
-        self.inner.list_events(tenant, query).await
-    }
-    async fn create_experiment(&self, experiment: &Experiment) -> Result<()> {
-        self.inner.create_experiment(experiment).await
-    }
-    async fn list_experiments(&self, tenant: &TenantId) -> Result<Vec<Experiment>> {
-        self.inner.list_experiments(tenant).await
-    }
-    async fn get_experiment(&self, tenant: &TenantId, id: &ExperimentId) -> Result<Option<Experiment>> {
-        self.inner.get_experiment(tenant, id).await
-    }
-    async fn update_experiment(&self, experiment: &Experiment) -> Result<()> {
-        self.inner.update_experiment(experiment).await
-    }
-    async fn create_tenant(&self, tenant: &Tenant) -> Result<()> {
-        self.inner.create_tenant(tenant).await
-    }
-    async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>> {
-        self.inner.get_tenant(id).await
-    }
-    async fn add_api_key(&self, tenant: &TenantId, key: &ApiKeyHash) -> Result<()> {
-        self.inner.add_api_key(tenant, key).await
-    }
-    async fn tenant_for_api_key(&self, key: &ApiKeyHash) -> Result<Option<TenantId>> {
-        self.inner.tenant_for_api_key(key).await
-    }
-    async fn health(&self) -> Result<StoreHealth> {
-        self.inner.health().await
-    }
 }
 
 /// A cache whose every call fails, as a Redis outage would.
@@ -104,10 +48,16 @@ impl CacheBackend for BrokenCache {
     }
 }
 
+type CountingStore = InstrumentedStore<MemoryStore>;
+
 struct Fixture {
     analytics: Analytics,
     store: Arc<CountingStore>,
     clock: ManualClock,
+}
+
+fn counting() -> CountingStore {
+    InstrumentedStore::new(MemoryStore::new())
 }
 
 fn fixture(store: CountingStore) -> Fixture {
@@ -147,7 +97,7 @@ fn january() -> SummaryRequest {
 
 #[tokio::test]
 async fn second_read_is_cached_until_its_ttl_on_the_virtual_clock() {
-    let f = fixture(CountingStore::default());
+    let f = fixture(counting());
     let t = tenant("acme");
     seed(&f, &t).await;
     let first = f.analytics.summary(&t, &january()).await.unwrap();
@@ -159,7 +109,7 @@ async fn second_read_is_cached_until_its_ttl_on_the_virtual_clock() {
     let second = f.analytics.summary(&t, &january()).await.unwrap();
     assert!(second.metadata.cached);
     assert_eq!(second.body, first.body);
-    assert_eq!(f.store.summaries.load(Ordering::SeqCst), 1);
+    assert_eq!(f.store.summaries(), 1);
     // January is historical at 2024-02-10: one hour of freshness.
     f.clock.advance(Duration::from_secs(3599));
     let still_fresh = f.analytics.summary(&t, &january()).await.unwrap();
@@ -171,19 +121,19 @@ async fn second_read_is_cached_until_its_ttl_on_the_virtual_clock() {
         "past its TTL: served stale while it refreshes"
     );
     for _ in 0..1_000 {
-        if f.store.summaries.load(Ordering::SeqCst) == 2 {
+        if f.store.summaries() == 2 {
             break;
         }
         tokio::task::yield_now().await;
     }
-    assert_eq!(f.store.summaries.load(Ordering::SeqCst), 2, "one background refresh");
+    assert_eq!(f.store.summaries(), 2, "one background refresh");
     let refreshed = f.analytics.summary(&t, &january()).await.unwrap();
     assert!(refreshed.metadata.cached && !refreshed.metadata.stale);
 }
 
 #[tokio::test]
 async fn a_read_after_an_acknowledged_write_sees_it() {
-    let f = fixture(CountingStore::default());
+    let f = fixture(counting());
     let t = tenant("acme");
     seed(&f, &t).await;
     assert_eq!(f.analytics.summary(&t, &january()).await.unwrap().body.total_events, 3);
@@ -214,7 +164,7 @@ async fn a_read_after_an_acknowledged_write_sees_it() {
 
 #[tokio::test]
 async fn tenants_do_not_share_cached_answers() {
-    let f = fixture(CountingStore::default());
+    let f = fixture(counting());
     let (a, b) = (tenant("a"), tenant("b"));
     seed(&f, &a).await;
     assert_eq!(f.analytics.summary(&a, &january()).await.unwrap().body.total_events, 3);
@@ -225,11 +175,8 @@ async fn tenants_do_not_share_cached_answers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_misses_run_the_store_once() {
-    let gate = Arc::new(Semaphore::new(0));
-    let f = fixture(CountingStore {
-        gate: Some(gate.clone()),
-        ..CountingStore::default()
-    });
+    let (store, gate) = InstrumentedStore::gated(MemoryStore::new());
+    let f = fixture(store);
     let t = tenant("acme");
     seed(&f, &t).await;
     let callers: Vec<_> = (0..16)
@@ -238,19 +185,19 @@ async fn concurrent_misses_run_the_store_once() {
             tokio::spawn(async move { analytics.summary(&t, &january()).await })
         })
         .collect();
-    while f.store.summaries.load(Ordering::SeqCst) == 0 {
+    while f.store.summaries() == 0 {
         tokio::task::yield_now().await;
     }
     gate.add_permits(100);
     for caller in callers {
         assert_eq!(caller.await.unwrap().unwrap().body.total_events, 3);
     }
-    assert_eq!(f.store.summaries.load(Ordering::SeqCst), 1);
+    assert_eq!(f.store.summaries(), 1);
 }
 
 #[tokio::test]
 async fn skip_cache_recomputes_and_refreshes_the_entry() {
-    let f = fixture(CountingStore::default());
+    let f = fixture(counting());
     let t = tenant("acme");
     seed(&f, &t).await;
     f.analytics.summary(&t, &january()).await.unwrap();
@@ -266,7 +213,7 @@ async fn skip_cache_recomputes_and_refreshes_the_entry() {
         .await
         .unwrap();
     assert!(!fresh.metadata.cached);
-    assert_eq!(f.store.summaries.load(Ordering::SeqCst), 2);
+    assert_eq!(f.store.summaries(), 2);
     assert!(f.analytics.summary(&t, &january()).await.unwrap().metadata.cached);
 }
 
@@ -307,7 +254,7 @@ async fn a_cache_outage_does_not_fail_queries_but_fails_ingest_loudly() {
 
 #[tokio::test]
 async fn ingest_rejects_a_bad_batch_whole_naming_the_element() {
-    let f = fixture(CountingStore::default());
+    let f = fixture(counting());
     let t = tenant("acme");
     let err = f
         .analytics
@@ -344,7 +291,7 @@ async fn ingest_rejects_a_bad_batch_whole_naming_the_element() {
 
 #[tokio::test]
 async fn retried_ingest_reports_duplicates_and_counts_once() {
-    let f = fixture(CountingStore::default());
+    let f = fixture(counting());
     let t = tenant("acme");
     let batch = vec![input(
         json!({"id": "a", "eventType": "click", "timestamp": "2024-01-05T10:00:00Z"}),
@@ -357,7 +304,7 @@ async fn retried_ingest_reports_duplicates_and_counts_once() {
 
 #[tokio::test]
 async fn experiment_queries_use_the_registered_conversion_type() {
-    let f = fixture(CountingStore::default());
+    let f = fixture(counting());
     let t = tenant("acme");
     let experiment: ExperimentInput = serde_json::from_value(json!({
         "id": "exp_1", "name": "Checkout", "conversionEventType": "purchase",
@@ -407,7 +354,7 @@ async fn experiment_queries_use_the_registered_conversion_type() {
 
 #[tokio::test]
 async fn tenants_authenticate_by_api_key() {
-    let f = fixture(CountingStore::default());
+    let f = fixture(counting());
     let (created, key) = f.analytics.create_tenant(tenant("acme"), "Acme Inc").await.unwrap();
     assert_eq!(f.analytics.authenticate(&key).await.unwrap(), created.id);
     let stranger = ApiKey::generate().unwrap();
@@ -423,7 +370,7 @@ async fn tenants_authenticate_by_api_key() {
 
 #[tokio::test]
 async fn acknowledged_ingests_are_announced() {
-    let f = fixture(CountingStore::default());
+    let f = fixture(counting());
     let mut changes = f.analytics.subscribe();
     let t = tenant("acme");
     seed(&f, &t).await;
@@ -433,7 +380,7 @@ async fn acknowledged_ingests_are_announced() {
 
 #[tokio::test]
 async fn summary_json_has_the_seed_shape() {
-    let f = fixture(CountingStore::default());
+    let f = fixture(counting());
     let t = tenant("acme");
     seed(&f, &t).await;
     let request = SummaryRequest::new("2024-01-05", "2024-01-06")
@@ -466,7 +413,7 @@ async fn summary_json_has_the_seed_shape() {
 
 #[tokio::test]
 async fn event_log_pages_through_the_facade() {
-    let f = fixture(CountingStore::default());
+    let f = fixture(counting());
     let t = tenant("acme");
     seed(&f, &t).await;
     let query = EventListQuery {

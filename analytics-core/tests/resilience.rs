@@ -2,81 +2,18 @@
 //! stale-while-revalidate, degradation and shedding.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use analytics_core::clock::ManualClock;
-use analytics_core::model::{ApiKeyHash, Event, EventInput, Experiment, ExperimentId, Tenant, TenantId};
-use analytics_core::query::{Aggregates, Granularity, LoadLevel, Query, QueryPlan, SummaryRequest};
+use analytics_core::model::{Event, EventInput, TenantId};
+use analytics_core::query::{Granularity, LoadLevel, Query, SummaryRequest};
 use analytics_core::resilience::{BreakerConfig, BreakerState, LoadConfig, LoadGuard, Priority, SlidingWindow};
-use analytics_core::store::{AppendOutcome, EventListQuery, EventPage, EventStore, MemoryStore, StoreHealth};
+use analytics_core::store::{EventStore, MemoryStore};
+use analytics_core::testkit::InstrumentedStore;
 use analytics_core::{Analytics, Error, HealthStatus, Result, ServingPolicy, SummaryOptions};
-use async_trait::async_trait;
 use serde_json::json;
 
-/// A store that can be taken down, and counts summaries.
-#[derive(Debug, Default)]
-struct FlakyStore {
-    inner: MemoryStore,
-    down: AtomicBool,
-    summaries: AtomicUsize,
-}
-
-impl FlakyStore {
-    fn check(&self) -> Result<()> {
-        if self.down.load(Ordering::SeqCst) {
-            Err(Error::unavailable("database unreachable"))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-#[async_trait]
-impl EventStore for FlakyStore {
-    async fn append(&self, tenant: &TenantId, events: &[Event]) -> Result<AppendOutcome> {
-        self.check()?;
-        self.inner.append(tenant, events).await
-    }
-    async fn summary(&self, plan: &QueryPlan) -> Result<Aggregates> {
-        self.summaries.fetch_add(1, Ordering::SeqCst);
-        self.check()?;
-        self.inner.summary(plan).await
-    }
-    async fn list_events(&self, tenant: &TenantId, query: &EventListQuery) -> Result<EventPage> {
-        self.check()?;
-        self.inner.list_events(tenant, query).await
-    }
-    async fn create_experiment(&self, experiment: &Experiment) -> Result<()> {
-        self.inner.create_experiment(experiment).await
-    }
-    async fn list_experiments(&self, tenant: &TenantId) -> Result<Vec<Experiment>> {
-        self.inner.list_experiments(tenant).await
-    }
-    async fn get_experiment(&self, tenant: &TenantId, id: &ExperimentId) -> Result<Option<Experiment>> {
-        self.check()?;
-        self.inner.get_experiment(tenant, id).await
-    }
-    async fn update_experiment(&self, experiment: &Experiment) -> Result<()> {
-        self.inner.update_experiment(experiment).await
-    }
-    async fn create_tenant(&self, tenant: &Tenant) -> Result<()> {
-        self.inner.create_tenant(tenant).await
-    }
-    async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>> {
-        self.inner.get_tenant(id).await
-    }
-    async fn add_api_key(&self, tenant: &TenantId, key: &ApiKeyHash) -> Result<()> {
-        self.inner.add_api_key(tenant, key).await
-    }
-    async fn tenant_for_api_key(&self, key: &ApiKeyHash) -> Result<Option<TenantId>> {
-        self.inner.tenant_for_api_key(key).await
-    }
-    async fn health(&self) -> Result<StoreHealth> {
-        self.check()?;
-        self.inner.health().await
-    }
-}
+type FlakyStore = InstrumentedStore<MemoryStore>;
 
 struct Fixture {
     analytics: Analytics,
@@ -87,7 +24,7 @@ struct Fixture {
 
 fn fixture(serving: ServingPolicy, breaker: Option<BreakerConfig>, load: LoadConfig) -> Fixture {
     let clock = ManualClock::new("2024-03-01T12:00:00Z".parse().unwrap());
-    let store = Arc::new(FlakyStore::default());
+    let store = Arc::new(InstrumentedStore::new(MemoryStore::new()));
     let analytics = Analytics::builder()
         .store(store.clone())
         .clock(Arc::new(clock.clone()))
@@ -142,7 +79,7 @@ async fn the_store_failing_serves_the_stale_entry_with_its_age() {
     ingest(&f, "2024-01-10T10:00:00Z").await;
     assert_eq!(total(&f, &january()).await.unwrap(), (1, false, false));
     f.clock.advance(Duration::from_secs(90 * 60)); // past the 1 h historical TTL, inside the stale hour
-    f.store.down.store(true, Ordering::SeqCst);
+    f.store.set_down(true);
     let summary = f.analytics.summary(&f.tenant, &january()).await.unwrap();
     assert!(summary.metadata.stale && summary.metadata.cached);
     assert_eq!(summary.metadata.age_ms, Some(90 * 60 * 1000));
@@ -176,13 +113,13 @@ async fn an_answer_invalidated_by_a_write_is_the_labelled_fallback_during_an_out
     ingest(&f, "2024-01-10T10:00:00Z").await;
     total(&f, &january()).await.unwrap();
     ingest(&f, "2024-01-11T10:00:00Z").await;
-    f.store.down.store(true, Ordering::SeqCst);
+    f.store.set_down(true);
     assert_eq!(
         total(&f, &january()).await.unwrap(),
         (1, true, true),
         "the pre-write answer, marked stale"
     );
-    f.store.down.store(false, Ordering::SeqCst);
+    f.store.set_down(false);
     assert_eq!(
         total(&f, &january()).await.unwrap(),
         (2, false, false),
@@ -200,7 +137,7 @@ async fn the_breaker_opens_fails_fast_and_recovers() {
         ..BreakerConfig::default()
     };
     let f = fixture(ServingPolicy::default(), Some(breaker), LoadConfig::default());
-    f.store.down.store(true, Ordering::SeqCst);
+    f.store.set_down(true);
     for day in ["2024-02-01", "2024-02-02"] {
         assert!(
             f.analytics
@@ -210,22 +147,18 @@ async fn the_breaker_opens_fails_fast_and_recovers() {
         );
     }
     assert_eq!(f.analytics.breaker().unwrap().state(), BreakerState::Open);
-    let calls = f.store.summaries.load(Ordering::SeqCst);
+    let calls = f.store.summaries();
     let refused = f
         .analytics
         .summary(&f.tenant, &SummaryRequest::new("2024-02-03", "2024-02-03"))
         .await
         .unwrap_err();
-    assert_eq!(
-        f.store.summaries.load(Ordering::SeqCst),
-        calls,
-        "an open breaker does not touch the store"
-    );
+    assert_eq!(f.store.summaries(), calls, "an open breaker does not touch the store");
     assert_eq!(refused.retry_after(), Some(Duration::from_secs(30)));
     let health = f.analytics.health().await;
     assert_eq!(health.status, HealthStatus::Unhealthy);
     assert_eq!(health.circuit_breaker.unwrap().state, BreakerState::Open);
-    f.store.down.store(false, Ordering::SeqCst);
+    f.store.set_down(false);
     f.clock.advance(Duration::from_secs(30));
     assert!(
         f.analytics.summary(&f.tenant, &january()).await.is_ok(),
@@ -247,9 +180,9 @@ async fn stale_while_revalidate_answers_at_once_and_refreshes_once() {
         analytics_core::model::EventType::parse("click").unwrap(),
         "2024-01-12T00:00:00Z".parse().unwrap(),
     );
-    f.store.inner.append(&f.tenant, &[later]).await.unwrap();
+    f.store.inner().append(&f.tenant, &[later]).await.unwrap();
     f.clock.advance(Duration::from_secs(3601));
-    let before = f.store.summaries.load(Ordering::SeqCst);
+    let before = f.store.summaries();
     assert_eq!(total(&f, &january()).await.unwrap(), (1, true, true), "stale, at once");
     for _ in 0..5 {
         // Stale or already refreshed, depending on how quickly the refresh ran.
@@ -265,11 +198,7 @@ async fn stale_while_revalidate_answers_at_once_and_refreshes_once() {
         tokio::task::yield_now().await;
     }
     assert_eq!(fresh, Some((2, true)), "the background refresh replaced the entry");
-    assert_eq!(
-        f.store.summaries.load(Ordering::SeqCst) - before,
-        1,
-        "one refresh for all the stale reads"
-    );
+    assert_eq!(f.store.summaries() - before, 1, "one refresh for all the stale reads");
 }
 
 fn hold(f: &Fixture, n: usize) -> Vec<LoadGuard> {
@@ -322,7 +251,7 @@ async fn critical_load_answers_from_cache_or_for_the_highest_priorities() {
     assert_eq!(cached.metadata.load_level, LoadLevel::Critical);
     assert!(cached.metadata.cached);
     let uncached = SummaryRequest::new("2024-02-01", "2024-02-10");
-    let calls = f.store.summaries.load(Ordering::SeqCst);
+    let calls = f.store.summaries();
     assert!(matches!(
         summary_at(&f, &uncached, 7).await,
         Err(Error::Overloaded { .. })
@@ -331,11 +260,7 @@ async fn critical_load_answers_from_cache_or_for_the_highest_priorities() {
         matches!(summary_at(&f, &january(), 5).await, Err(Error::Overloaded { .. })),
         "shed below 6"
     );
-    assert_eq!(
-        f.store.summaries.load(Ordering::SeqCst),
-        calls,
-        "nothing below priority 9 reached the store"
-    );
+    assert_eq!(f.store.summaries(), calls, "nothing below priority 9 reached the store");
     assert!(
         summary_at(&f, &uncached, 9).await.is_ok(),
         "the highest priorities still compute"
@@ -349,14 +274,10 @@ async fn elevated_load_prefers_the_stale_entry_without_refreshing() {
     total(&f, &january()).await.unwrap();
     f.clock.advance(Duration::from_secs(3601));
     let _busy = hold(&f, 6);
-    let calls = f.store.summaries.load(Ordering::SeqCst);
+    let calls = f.store.summaries();
     let summary = summary_at(&f, &january(), 5).await.unwrap();
     assert!(summary.metadata.stale);
     assert_eq!(summary.metadata.degraded, ["cache-preferred"]);
     tokio::task::yield_now().await;
-    assert_eq!(
-        f.store.summaries.load(Ordering::SeqCst),
-        calls,
-        "no refresh at ELEVATED"
-    );
+    assert_eq!(f.store.summaries(), calls, "no refresh at ELEVATED");
 }

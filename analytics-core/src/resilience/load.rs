@@ -343,6 +343,18 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
 
+    /// A shedder whose concurrency limit stays at `limit`, on a virtual clock.
+    fn fixed_limit(limit: u32) -> (ManualClock, LoadShedder) {
+        let clock = ManualClock::new("2024-01-01T00:00:00Z".parse().unwrap());
+        let config = LoadConfig {
+            initial_limit: limit,
+            min_limit: limit,
+            max_limit: limit,
+            ..LoadConfig::default()
+        };
+        (clock.clone(), LoadShedder::new(config, Arc::new(clock)).unwrap())
+    }
+
     #[test]
     fn priorities_parse_with_a_named_error() {
         assert_eq!(Priority::parse(" 7 ").unwrap().get(), 7);
@@ -356,14 +368,7 @@ mod tests {
 
     #[test]
     fn overload_ramps_up_at_once_and_down_step_by_step() {
-        let clock = ManualClock::new("2024-01-01T00:00:00Z".parse().unwrap());
-        let config = LoadConfig {
-            initial_limit: 10,
-            min_limit: 10,
-            max_limit: 10,
-            ..LoadConfig::default()
-        };
-        let shedder = LoadShedder::new(config, Arc::new(clock.clone())).unwrap();
+        let (clock, shedder) = fixed_limit(10);
         let top = Priority::HIGHEST;
         let mut held: Vec<LoadGuard> = (0..10).map(|_| shedder.admit(top).unwrap()).collect();
         assert_eq!(shedder.snapshot().level, LoadLevel::Critical);
@@ -393,14 +398,7 @@ mod tests {
 
     #[test]
     fn hysteresis_keeps_the_level_near_its_threshold() {
-        let clock = ManualClock::new("2024-01-01T00:00:00Z".parse().unwrap());
-        let config = LoadConfig {
-            initial_limit: 10,
-            min_limit: 10,
-            max_limit: 10,
-            ..LoadConfig::default()
-        };
-        let shedder = LoadShedder::new(config, Arc::new(clock.clone())).unwrap();
+        let (clock, shedder) = fixed_limit(10);
         let mut held: Vec<LoadGuard> = (0..5).map(|_| shedder.admit(Priority::DEFAULT).unwrap()).collect();
         assert_eq!(shedder.snapshot().level, LoadLevel::Elevated, "50% utilisation");
         held.pop();
@@ -430,14 +428,7 @@ mod tests {
 
     #[test]
     fn degradation_by_level_and_priority() {
-        let clock = ManualClock::new("2024-01-01T00:00:00Z".parse().unwrap());
-        let config = LoadConfig {
-            initial_limit: 100,
-            min_limit: 100,
-            max_limit: 100,
-            ..LoadConfig::default()
-        };
-        let shedder = LoadShedder::new(config, Arc::new(clock)).unwrap();
+        let (_clock, shedder) = fixed_limit(100);
         let normal = shedder.admit(Priority::DEFAULT).unwrap().degradation();
         assert_eq!(
             normal,

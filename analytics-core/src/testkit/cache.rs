@@ -229,6 +229,23 @@ fn entry(now: DateTime<Utc>, fresh: i64, stale: i64, tags: TagVersions) -> Cache
     }
 }
 
+/// Stores an entry as the facade does: read the tags' versions, then set with them.
+async fn put(
+    cache: &dyn CacheBackend,
+    tenant: &TenantId,
+    key: &CacheKey,
+    tags: &[Tag],
+    now: DateTime<Utc>,
+    fresh: i64,
+    stale: i64,
+) {
+    let versions = cache.get(tenant, key, tags, now).await.expect("get").tag_versions;
+    cache
+        .set(tenant, key, entry(now, fresh, stale, versions), now)
+        .await
+        .expect("set");
+}
+
 async fn freshness(
     cache: &dyn CacheBackend,
     tenant: &TenantId,
@@ -248,15 +265,7 @@ pub async fn expiry_follows_virtual_time(cache: &dyn CacheBackend) {
     let tenant = CaseNames::fresh().tenants[0].clone();
     let key = CacheKey::from_text("expiry");
     let now = start();
-    let versions = cache
-        .get(&tenant, &key, &[Tag::tenant()], now)
-        .await
-        .expect("get")
-        .tag_versions;
-    cache
-        .set(&tenant, &key, entry(now, 30, 60, versions), now)
-        .await
-        .expect("set");
+    put(cache, &tenant, &key, &[Tag::tenant()], now, 30, 60).await;
     assert_eq!(
         freshness(cache, &tenant, &key, now + TimeDelta::seconds(29)).await,
         Some(Freshness::Fresh)
@@ -282,12 +291,7 @@ pub async fn tag_invalidation_is_per_tag(cache: &dyn CacheBackend) {
     let [day1, day2, ..] = tag_pool();
     for (key, tag) in [("d1", &day1), ("d2", &day2)] {
         let key = CacheKey::from_text(key);
-        let tags = [Tag::tenant(), tag.clone()];
-        let versions = cache.get(&tenant, &key, &tags, now).await.expect("get").tag_versions;
-        cache
-            .set(&tenant, &key, entry(now, 60, 60, versions), now)
-            .await
-            .expect("set");
+        put(cache, &tenant, &key, &[Tag::tenant(), tag.clone()], now, 60, 60).await;
     }
     cache
         .invalidate(&tenant, std::slice::from_ref(&day1))
@@ -366,15 +370,7 @@ pub async fn stats_count_lookups(cache: &dyn CacheBackend) {
     let key = CacheKey::from_text("stats");
     let now = start();
     let before: CacheStats = cache.stats().await.expect("stats");
-    let versions = cache
-        .get(&tenant, &key, &[Tag::tenant()], now)
-        .await
-        .expect("get")
-        .tag_versions;
-    cache
-        .set(&tenant, &key, entry(now, 10, 10, versions), now)
-        .await
-        .expect("set");
+    put(cache, &tenant, &key, &[Tag::tenant()], now, 10, 10).await;
     cache.get(&tenant, &key, &[], now).await.expect("get");
     cache
         .get(&tenant, &key, &[], now + TimeDelta::seconds(15))

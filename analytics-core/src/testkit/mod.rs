@@ -23,6 +23,7 @@
 
 pub mod cache;
 mod data;
+mod faults;
 pub mod store;
 
 use std::future::Future;
@@ -32,6 +33,7 @@ use proptest::strategy::Strategy;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
 pub use data::{CaseNames, Dataset, QuerySpec};
+pub use faults::InstrumentedStore;
 
 /// How thoroughly to run a suite, and what a backend may approximate.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -172,6 +172,10 @@ fn headers_round_up_and_follow_the_draft() {
     );
     assert_eq!(headers["RateLimit"], "limit=100, remaining=0, reset=2");
     assert_eq!(headers["RateLimit-Policy"], "100;w=60");
+    // 10.5 s past the minute plus 1.5 s resets at exactly 12 s: rounded once, not twice.
+    let half_past = t0() + TimeDelta::milliseconds(10_500);
+    let at_half_past: std::collections::HashMap<_, _> = decision.headers(half_past).into_iter().collect();
+    assert_eq!(at_half_past["X-RateLimit-Reset"], (t0().timestamp() + 12).to_string());
     let allowed = RateLimitDecision {
         allowed: true,
         retry_after: None,

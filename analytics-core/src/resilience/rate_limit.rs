@@ -179,9 +179,9 @@ impl RateLimitDecision {
     /// are rounded up, so a wait never reads as zero.
     pub fn headers(&self, now: DateTime<Utc>) -> Vec<(&'static str, String)> {
         let reset_in = ceil_secs(self.reset_after);
-        let reset_at = now.timestamp()
-            + i64::try_from(reset_in).unwrap_or(i64::MAX / 2)
-            + i64::from(now.timestamp_subsec_micros() > 0 && reset_in > 0);
+        // The instant of the reset, rounded up once (rounding both terms would add a second).
+        let reset_at_micros = now.timestamp_micros().saturating_add(micros(self.reset_after));
+        let reset_at = reset_at_micros.div_euclid(1_000_000) + i64::from(reset_at_micros.rem_euclid(1_000_000) != 0);
         let mut headers = vec![
             ("X-RateLimit-Limit", self.limit.to_string()),
             ("X-RateLimit-Remaining", self.remaining.to_string()),

@@ -109,3 +109,24 @@ where
         Err(join) => panic!("property runner was cancelled: {join}"),
     }
 }
+
+/// The URL of a test server from the environment variable `var` (`DATABASE_URL`, `REDIS_URL`).
+///
+/// When it is unset, prints one line naming `test` and returns `None` so the test can return
+/// early — unless `ANALYTICS_REQUIRE_SERVERS=1` (set by `scripts/test`), when a missing server
+/// fails the test instead of skipping it silently.
+///
+/// # Panics
+/// If `var` is unset and `ANALYTICS_REQUIRE_SERVERS=1`.
+pub fn server_url(var: &str, test: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("ANALYTICS_REQUIRE_SERVERS").as_deref() == Ok("1") => {
+            panic!("{test}: {var} is not set but ANALYTICS_REQUIRE_SERVERS=1")
+        }
+        _ => {
+            eprintln!("skipping {test}: set {var} to run it against a real server");
+            None
+        }
+    }
+}

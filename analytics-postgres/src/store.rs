@@ -1,0 +1,167 @@
+//! [`PostgresStore`]: core's [`EventStore`] on PostgreSQL.
+
+use std::collections::BTreeMap;
+
+use analytics_core::Result;
+use analytics_core::model::{ApiKeyHash, Event, EventType, Experiment, ExperimentId, Tenant, TenantId, VariantKey};
+use analytics_core::query::{Aggregates, QueryPlan, VariantCounts};
+use analytics_core::store::{AppendOutcome, EventListQuery, EventPage, EventStore, StoreHealth, check_batch_tenant};
+use async_trait::async_trait;
+use sqlx::PgPool;
+
+use crate::config::PostgresConfig;
+use crate::error::{self, corrupt};
+use crate::partitions::Partitions;
+use crate::{events, ingest, registry, summary};
+
+/// The PostgreSQL [`EventStore`]. See the [crate docs](crate) for the schema and the figures.
+///
+/// Cheap to share: wrap it in an `Arc` (it holds connection pools).
+#[derive(Debug)]
+pub struct PostgresStore {
+    write: PgPool,
+    read: PgPool,
+    partitions: Partitions,
+}
+
+impl PostgresStore {
+    /// Connects the pools and, unless turned off, applies the embedded migrations.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](analytics_core::Error::InvalidInput) naming the bad setting;
+    /// transient errors when the server is unreachable; [`Error::Backend`](analytics_core::Error::Backend)
+    /// when a migration fails.
+    pub async fn connect(config: &PostgresConfig) -> Result<Self> {
+        let (write, read) = config.connect().await?;
+        if config.runs_migrations() {
+            crate::MIGRATOR
+                .run(&write)
+                .await
+                .map_err(|e| analytics_core::Error::Backend(format!("postgres migrations: {e}")))?;
+        }
+        Ok(Self {
+            write,
+            read,
+            partitions: Partitions::default(),
+        })
+    }
+
+    /// The write pool (the primary), for callers that add their own tables alongside.
+    pub fn pool(&self) -> &PgPool {
+        &self.write
+    }
+
+    /// Closes both pools, waiting for checked-out connections to return.
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+
+    /// Whole-experiment counts per variant from the per-user experiment state kept at ingest:
+    /// `events` (of identified users), distinct `users`, and `conversions` — users with at least
+    /// one event of `conversion_event_type` in that variant. Exact, and independent of any time
+    /// range; costs one row per (variant, user), not a scan of the experiment's events.
+    ///
+    /// # Errors
+    /// Transient errors when the server is unreachable.
+    pub async fn experiment_state(
+        &self,
+        tenant: &TenantId,
+        experiment: &ExperimentId,
+        conversion_event_type: &EventType,
+    ) -> Result<BTreeMap<VariantKey, VariantCounts>> {
+        let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT variant, sum(events)::bigint, count(*), count(*) FILTER (WHERE $3 = ANY(event_types))
+             FROM experiment_users WHERE tenant_id = $1 AND experiment_id = $2 GROUP BY variant",
+        )
+        .bind(tenant.as_str())
+        .bind(experiment.as_str())
+        .bind(conversion_event_type.as_str())
+        .fetch_all(&self.read)
+        .await
+        .map_err(|e| error::map("experiment state", e))?;
+        let count = |n: i64| u64::try_from(n).map_err(|_| corrupt("count", n));
+        rows.into_iter()
+            .map(|(variant, events, users, conversions)| {
+                let key = VariantKey::parse(variant).map_err(|e| corrupt("variant", e))?;
+                let counts = VariantCounts {
+                    events: count(events)?,
+                    users: count(users)?,
+                    conversions: count(conversions)?,
+                };
+                Ok((key, counts))
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl EventStore for PostgresStore {
+    async fn append(&self, tenant: &TenantId, events: &[Event]) -> Result<AppendOutcome> {
+        check_batch_tenant(tenant, events)?;
+        ingest::check_size(events)?;
+        self.partitions
+            .ensure(&self.write, events.iter().map(|e| e.timestamp))
+            .await?;
+        ingest::append(&self.write, tenant.as_str(), events).await
+    }
+
+    async fn summary(&self, plan: &QueryPlan) -> Result<Aggregates> {
+        summary::summary(&self.read, plan).await
+    }
+
+    async fn list_events(&self, tenant: &TenantId, query: &EventListQuery) -> Result<EventPage> {
+        events::list(&self.read, tenant, query).await
+    }
+
+    async fn create_experiment(&self, experiment: &Experiment) -> Result<()> {
+        registry::create_experiment(&self.write, experiment).await
+    }
+
+    async fn list_experiments(&self, tenant: &TenantId) -> Result<Vec<Experiment>> {
+        registry::list_experiments(&self.write, tenant).await
+    }
+
+    async fn get_experiment(&self, tenant: &TenantId, id: &ExperimentId) -> Result<Option<Experiment>> {
+        registry::get_experiment(&self.write, tenant, id).await
+    }
+
+    async fn update_experiment(&self, experiment: &Experiment) -> Result<()> {
+        registry::update_experiment(&self.write, experiment).await
+    }
+
+    async fn create_tenant(&self, tenant: &Tenant) -> Result<()> {
+        registry::create_tenant(&self.write, tenant).await
+    }
+
+    async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>> {
+        registry::get_tenant(&self.write, id).await
+    }
+
+    async fn add_api_key(&self, tenant: &TenantId, key: &ApiKeyHash) -> Result<()> {
+        registry::add_api_key(&self.write, tenant, key).await
+    }
+
+    async fn tenant_for_api_key(&self, key: &ApiKeyHash) -> Result<Option<TenantId>> {
+        registry::tenant_for_api_key(&self.write, key).await
+    }
+
+    async fn health(&self) -> Result<StoreHealth> {
+        sqlx::query("SELECT 1")
+            .execute(&self.write)
+            .await
+            .map_err(|e| error::map("health check", e))?;
+        let detail = format!(
+            "write pool {}/{} idle, read pool {}/{} idle",
+            self.write.num_idle(),
+            self.write.size(),
+            self.read.num_idle(),
+            self.read.size()
+        );
+        Ok(StoreHealth {
+            healthy: true,
+            backend: "postgres".into(),
+            detail,
+        })
+    }
+}

@@ -1,0 +1,382 @@
+//! Executing core's [`QueryPlan`] in SQL.
+//!
+//! Unfiltered plans read the rollups for whole hours (days where a run of hours covers whole
+//! UTC days) and raw rows for the partial edges; unique users come from merged sketches, or from
+//! raw rows when the query asks for exact counts. Filtered plans read raw rows only, bucketing the
+//! time series in SQL with `width_bucket` over the query's bucket starts (computed by core in the
+//! query's timezone). The independent queries of a plan run concurrently on separate pooled
+//! connections.
+
+use std::collections::BTreeMap;
+
+use analytics_core::Result;
+use analytics_core::model::{Device, EventType, Page, VariantKey};
+use analytics_core::query::{Aggregates, HourSpan, PlanSource, QueryPlan, SpanPlan, TOP_PAGES, TimeRange, rank_counts};
+use chrono::{DateTime, Utc};
+use futures_util::future::try_join4;
+use sqlx::{PgPool, Postgres, QueryBuilder};
+
+use crate::error::{self, corrupt};
+use crate::ingest::{LEVEL_DAY, LEVEL_HOUR};
+use crate::sketch::UserSketch;
+
+/// Rollup dimensions, matching the `dim` column.
+const DIM_TOTAL: i16 = 0;
+const DIM_TYPE: i16 = 1;
+const DIM_PAGE: i16 = 2;
+const DIM_DEVICE: i16 = 3;
+
+/// (dimension, value, count) rows.
+type DimCounts = Vec<(i16, String, i64)>;
+
+/// Runs `plan` against `pool`.
+pub(crate) async fn summary(pool: &PgPool, plan: &QueryPlan) -> Result<Aggregates> {
+    let (dims, series, users, variants) = match plan.source {
+        PlanSource::Rollups => {
+            try_join4(
+                rollup_dims(pool, plan),
+                rollup_series(pool, plan),
+                rollup_users(pool, plan),
+                async { Ok(None) },
+            )
+            .await?
+        }
+        PlanSource::RawEvents => {
+            try_join4(
+                raw_dims(pool, plan),
+                raw_series(pool, plan),
+                raw_users(pool, plan),
+                raw_variants(pool, plan),
+            )
+            .await?
+        }
+    };
+    assemble(plan, dims, series, users, variants)
+}
+
+/// Distinct users and whether the count is an estimate.
+type Users = (u64, bool);
+
+fn assemble(
+    plan: &QueryPlan,
+    dims: DimCounts,
+    series: Vec<(i32, i64)>,
+    (unique_users, unique_users_approximate): Users,
+    variants: Option<BTreeMap<VariantKey, analytics_core::query::VariantCounts>>,
+) -> Result<Aggregates> {
+    let mut total = 0u64;
+    let (mut by_type, mut pages, mut devices) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+    for (dim, value, n) in dims {
+        let n = count(n)?;
+        match dim {
+            DIM_TOTAL => total += n,
+            DIM_TYPE => *by_type.entry(parse(EventType::parse, value)?).or_insert(0) += n,
+            DIM_PAGE => *pages.entry(parse(Page::parse, value)?).or_insert(0) += n,
+            DIM_DEVICE => *devices.entry(parse(Device::parse, value)?).or_insert(0) += n,
+            other => return Err(corrupt("rollup dimension", other)),
+        }
+    }
+    let mut time_series = vec![0u64; plan.buckets.len()];
+    for (idx, n) in series {
+        let slot = usize::try_from(idx)
+            .ok()
+            .and_then(|i| time_series.get_mut(i))
+            .ok_or_else(|| corrupt("bucket index", idx))?;
+        *slot += count(n)?;
+    }
+    let breakdowns = plan.query.breakdowns();
+    Ok(Aggregates {
+        total_events: total,
+        unique_users,
+        unique_users_approximate,
+        events_by_type: rank_counts(by_type, None),
+        time_series,
+        top_pages: if breakdowns {
+            rank_counts(pages, Some(TOP_PAGES))
+        } else {
+            Vec::new()
+        },
+        devices: if breakdowns {
+            rank_counts(devices, None)
+        } else {
+            Vec::new()
+        },
+        variants,
+    })
+}
+
+fn count(n: i64) -> Result<u64> {
+    u64::try_from(n).map_err(|_| corrupt("count", n))
+}
+
+fn parse<T>(parse: impl Fn(String) -> Result<T>, value: String) -> Result<T> {
+    parse(value).map_err(|e| corrupt("stored value", e))
+}
+
+fn dims_wanted(plan: &QueryPlan) -> Vec<i16> {
+    if plan.query.breakdowns() {
+        vec![DIM_TOTAL, DIM_TYPE, DIM_PAGE, DIM_DEVICE]
+    } else {
+        vec![DIM_TOTAL, DIM_TYPE]
+    }
+}
+
+/// Rollup pieces covering `span` exactly once: hours at the ragged ends, whole UTC days between.
+fn cover(span: HourSpan) -> Vec<(i16, i64, i64)> {
+    let first_day = span.start.div_euclid(24) + i64::from(span.start.rem_euclid(24) != 0);
+    let end_day = span.end.div_euclid(24);
+    if first_day >= end_day {
+        return vec![(LEVEL_HOUR, span.start, span.end)];
+    }
+    [
+        (LEVEL_HOUR, span.start, first_day * 24),
+        (LEVEL_DAY, first_day, end_day),
+        (LEVEL_HOUR, end_day * 24, span.end),
+    ]
+    .into_iter()
+    .filter(|(_, start, end)| start < end)
+    .collect()
+}
+
+/// Column arrays (level, start, end) of the rollup pieces of `span`.
+fn rollup_pieces(span: &SpanPlan) -> (Vec<i16>, Vec<i64>, Vec<i64>) {
+    let pieces = span.rollup.map(cover).unwrap_or_default();
+    (
+        pieces.iter().map(|p| p.0).collect(),
+        pieces.iter().map(|p| p.1).collect(),
+        pieces.iter().map(|p| p.2).collect(),
+    )
+}
+
+fn raw_bounds(pieces: &[TimeRange]) -> (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) {
+    (
+        pieces.iter().map(|r| r.start()).collect(),
+        pieces.iter().map(|r| r.end()).collect(),
+    )
+}
+
+const ROLLUP_DIMS: &str = "
+SELECT r.dim, r.value, sum(r.n)::bigint
+FROM unnest($2::smallint[], $3::bigint[], $4::bigint[]) AS p (level, lo, hi)
+JOIN rollups r ON r.tenant_id = $1 AND r.level = p.level AND r.dim = ANY($5)
+              AND r.period >= p.lo AND r.period < p.hi
+GROUP BY r.dim, r.value
+UNION ALL
+SELECT d.dim, d.value, count(*)
+FROM unnest($6::timestamptz[], $7::timestamptz[]) AS p (lo, hi)
+JOIN events e ON e.tenant_id = $1 AND e.ts >= p.lo AND e.ts < p.hi
+CROSS JOIN LATERAL (VALUES (0::smallint, ''::text), (1::smallint, e.event_type), (2::smallint, e.page),
+                           (3::smallint, e.device)) AS d (dim, value)
+WHERE d.value IS NOT NULL AND d.dim = ANY($5)
+GROUP BY d.dim, d.value";
+
+async fn rollup_dims(pool: &PgPool, plan: &QueryPlan) -> Result<DimCounts> {
+    let (levels, starts, ends) = rollup_pieces(&plan.whole);
+    let (raw_starts, raw_ends) = raw_bounds(&plan.whole.raw);
+    sqlx::query_as(ROLLUP_DIMS)
+        .bind(plan.query.tenant().as_str())
+        .bind(levels)
+        .bind(starts)
+        .bind(ends)
+        .bind(dims_wanted(plan))
+        .bind(raw_starts)
+        .bind(raw_ends)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| error::map("summary", e))
+}
+
+const ROLLUP_SERIES: &str = "
+SELECT p.idx, sum(r.n)::bigint
+FROM unnest($2::int[], $3::smallint[], $4::bigint[], $5::bigint[]) AS p (idx, level, lo, hi)
+JOIN rollups r ON r.tenant_id = $1 AND r.level = p.level AND r.dim = 0 AND r.period >= p.lo AND r.period < p.hi
+GROUP BY p.idx
+UNION ALL
+SELECT p.idx, count(*)
+FROM unnest($6::int[], $7::timestamptz[], $8::timestamptz[]) AS p (idx, lo, hi)
+JOIN events e ON e.tenant_id = $1 AND e.ts >= p.lo AND e.ts < p.hi
+GROUP BY p.idx";
+
+async fn rollup_series(pool: &PgPool, plan: &QueryPlan) -> Result<Vec<(i32, i64)>> {
+    let (mut idx, mut levels, mut starts, mut ends) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut raw_idx, mut raw_starts, mut raw_ends) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, bucket) in plan.buckets.iter().enumerate() {
+        let i = i32::try_from(i).expect("at most MAX_BUCKETS buckets");
+        for (level, start, end) in bucket.span.rollup.map(cover).unwrap_or_default() {
+            idx.push(i);
+            levels.push(level);
+            starts.push(start);
+            ends.push(end);
+        }
+        for piece in &bucket.span.raw {
+            raw_idx.push(i);
+            raw_starts.push(piece.start());
+            raw_ends.push(piece.end());
+        }
+    }
+    sqlx::query_as(ROLLUP_SERIES)
+        .bind(plan.query.tenant().as_str())
+        .bind(idx)
+        .bind(levels)
+        .bind(starts)
+        .bind(ends)
+        .bind(raw_idx)
+        .bind(raw_starts)
+        .bind(raw_ends)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| error::map("summary", e))
+}
+
+const SKETCHES: &str = "
+SELECT s.sketch
+FROM unnest($2::smallint[], $3::bigint[], $4::bigint[]) AS p (level, lo, hi)
+JOIN user_sketches s ON s.tenant_id = $1 AND s.level = p.level AND s.period >= p.lo AND s.period < p.hi
+WHERE s.sketch IS NOT NULL";
+
+const EDGE_USERS: &str = "
+SELECT DISTINCT e.user_id
+FROM unnest($2::timestamptz[], $3::timestamptz[]) AS p (lo, hi)
+JOIN events e ON e.tenant_id = $1 AND e.ts >= p.lo AND e.ts < p.hi
+WHERE e.user_id IS NOT NULL";
+
+async fn rollup_users(pool: &PgPool, plan: &QueryPlan) -> Result<Users> {
+    if plan.query.exact_unique_users() || plan.whole.rollup.is_none() {
+        return raw_users(pool, plan).await;
+    }
+    let tenant = plan.query.tenant().as_str();
+    let (levels, starts, ends) = rollup_pieces(&plan.whole);
+    let (raw_starts, raw_ends) = raw_bounds(&plan.whole.raw);
+    let sketches = sqlx::query_scalar::<_, Vec<u8>>(SKETCHES)
+        .bind(tenant)
+        .bind(levels)
+        .bind(starts)
+        .bind(ends)
+        .fetch_all(pool);
+    let edge_users = sqlx::query_scalar::<_, String>(EDGE_USERS)
+        .bind(tenant)
+        .bind(raw_starts)
+        .bind(raw_ends)
+        .fetch_all(pool);
+    let (sketches, edge_users) = futures_util::future::try_join(sketches, edge_users)
+        .await
+        .map_err(|e| error::map("summary", e))?;
+    let mut merged = UserSketch::default();
+    for bytes in &sketches {
+        merged.merge(&UserSketch::decode(bytes)?);
+    }
+    for user in &edge_users {
+        merged.insert(user);
+    }
+    Ok((merged.estimate(), true))
+}
+
+/// Appends the plan's row filter over `events e`: tenant, range and the query's filters.
+fn push_conditions<'a>(sql: &mut QueryBuilder<'a, Postgres>, plan: &'a QueryPlan) {
+    let range = plan.query.range();
+    sql.push(" WHERE e.tenant_id = ")
+        .push_bind(plan.query.tenant().as_str())
+        .push(" AND e.ts >= ")
+        .push_bind(range.start())
+        .push(" AND e.ts < ")
+        .push_bind(range.end());
+    let filters = plan.query.filters();
+    if let Some(t) = &filters.event_type {
+        sql.push(" AND e.event_type = ").push_bind(t.as_str());
+    }
+    if let Some(u) = &filters.user_id {
+        sql.push(" AND e.user_id = ").push_bind(u.as_str());
+    }
+    if let Some(x) = &filters.experiment_id {
+        sql.push(" AND e.experiment_id = ").push_bind(x.as_str());
+    }
+}
+
+async fn raw_dims(pool: &PgPool, plan: &QueryPlan) -> Result<DimCounts> {
+    let mut sql = QueryBuilder::new(
+        "SELECT d.dim, d.value, count(*) FROM events e CROSS JOIN LATERAL (VALUES (0::smallint, ''::text), \
+         (1::smallint, e.event_type), (2::smallint, e.page), (3::smallint, e.device)) AS d (dim, value)",
+    );
+    push_conditions(&mut sql, plan);
+    sql.push(" AND d.value IS NOT NULL AND d.dim = ANY(")
+        .push_bind(dims_wanted(plan))
+        .push(") GROUP BY d.dim, d.value");
+    sql.build_query_as()
+        .fetch_all(pool)
+        .await
+        .map_err(|e| error::map("summary", e))
+}
+
+async fn raw_series(pool: &PgPool, plan: &QueryPlan) -> Result<Vec<(i32, i64)>> {
+    // width_bucket numbers buckets from 1 (0 would be before the first start, which the range
+    // excludes).
+    let mut sql = QueryBuilder::new("SELECT width_bucket(e.ts, ");
+    sql.push_bind(plan.query.bucket_starts().to_vec())
+        .push("::timestamptz[]) - 1, count(*) FROM events e");
+    push_conditions(&mut sql, plan);
+    sql.push(" GROUP BY 1");
+    sql.build_query_as()
+        .fetch_all(pool)
+        .await
+        .map_err(|e| error::map("summary", e))
+}
+
+async fn raw_users(pool: &PgPool, plan: &QueryPlan) -> Result<Users> {
+    let mut sql = QueryBuilder::new("SELECT count(DISTINCT e.user_id) FROM events e");
+    push_conditions(&mut sql, plan);
+    let n: i64 = sql
+        .build_query_scalar()
+        .fetch_one(pool)
+        .await
+        .map_err(|e| error::map("summary", e))?;
+    Ok((count(n)?, false))
+}
+
+type VariantRow = (String, i64, i64, i64);
+
+async fn raw_variants(
+    pool: &PgPool,
+    plan: &QueryPlan,
+) -> Result<Option<BTreeMap<VariantKey, analytics_core::query::VariantCounts>>> {
+    if plan.query.filters().experiment_id.is_none() {
+        return Ok(None);
+    }
+    let mut sql = QueryBuilder::new(
+        "SELECT e.variant, count(*), count(DISTINCT e.user_id), count(DISTINCT e.user_id) FILTER (WHERE e.event_type = ",
+    );
+    sql.push_bind(plan.query.conversion_event_type().as_str())
+        .push(") FROM events e");
+    push_conditions(&mut sql, plan);
+    sql.push(" AND e.variant IS NOT NULL GROUP BY e.variant");
+    let rows: Vec<VariantRow> = sql
+        .build_query_as()
+        .fetch_all(pool)
+        .await
+        .map_err(|e| error::map("summary", e))?;
+    rows.into_iter()
+        .map(|(variant, events, users, conversions)| {
+            let counts = analytics_core::query::VariantCounts {
+                events: count(events)?,
+                users: count(users)?,
+                conversions: count(conversions)?,
+            };
+            Ok((parse(VariantKey::parse, variant)?, counts))
+        })
+        .collect::<Result<_>>()
+        .map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cover_splits_ragged_hours_and_whole_days() {
+        assert_eq!(cover(HourSpan { start: 5, end: 20 }), [(LEVEL_HOUR, 5, 20)]);
+        assert_eq!(
+            cover(HourSpan { start: 20, end: 75 }),
+            [(LEVEL_HOUR, 20, 24), (LEVEL_DAY, 1, 3), (LEVEL_HOUR, 72, 75)]
+        );
+        assert_eq!(cover(HourSpan { start: 24, end: 72 }), [(LEVEL_DAY, 1, 3)]);
+    }
+}

@@ -1,0 +1,21 @@
+//! Shared setup: a store on the test server in a schema of its own.
+
+use analytics_core::testkit;
+use analytics_postgres::{PostgresConfig, PostgresStore};
+
+/// A store in a fresh schema named after `test`, or `None` (skip) without `DATABASE_URL`.
+pub(crate) async fn store(test: &str) -> Option<PostgresStore> {
+    let config = config(test)?;
+    Some(
+        PostgresStore::connect(&config)
+            .await
+            .expect("connect to the test server"),
+    )
+}
+
+/// The configuration [`store`] uses, for tests that tweak it.
+pub(crate) fn config(test: &str) -> Option<PostgresConfig> {
+    let url = testkit::server_url("DATABASE_URL", test)?;
+    let schema = format!("test_{test}_{:016x}", getrandom::u64().expect("OS randomness"));
+    Some(PostgresConfig::new(url).schema(schema).max_connections(8))
+}

@@ -135,7 +135,13 @@ impl PostgresConfig {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| Error::invalid(field, format!("is not a PostgreSQL URL ({e})")))?;
         let timeout = self.statement_timeout.as_millis().to_string();
-        let mut settings = vec![("statement_timeout", timeout.clone()), ("lock_timeout", timeout)];
+        let mut settings = vec![
+            ("statement_timeout", timeout.clone()),
+            ("lock_timeout", timeout),
+            // Every statement the store runs is an index range scan of milliseconds; starting
+            // parallel workers costs more than that (measured: 2 ms of work became 11 ms).
+            ("max_parallel_workers_per_gather", "0".into()),
+        ];
         if let Some(schema) = &self.schema {
             settings.push(("search_path", schema.clone()));
         }
@@ -160,13 +166,6 @@ impl PostgresConfig {
         PgPoolOptions::new()
             .max_connections(size)
             .acquire_timeout(self.acquire_timeout)
-            .after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    // Per-session staging for COPY; emptied by every commit.
-                    conn.execute(crate::ingest::CREATE_STAGING).await?;
-                    Ok(())
-                })
-            })
             .connect_with(self.options(url, field)?)
             .await
             .map_err(|e| error::map("connect", e))

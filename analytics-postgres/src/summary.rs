@@ -17,14 +17,9 @@ use futures_util::future::try_join4;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
 use crate::error::{self, corrupt};
-use crate::ingest::{LEVEL_DAY, LEVEL_HOUR};
+use crate::ingest::derived::{DIM_DEVICE, DIM_PAGE, DIM_TOTAL, DIM_TYPE, LEVEL_DAY, LEVEL_HOUR};
 use crate::sketch::UserSketch;
 
-/// Rollup dimensions, matching the `dim` column.
-const DIM_TOTAL: i16 = 0;
-const DIM_TYPE: i16 = 1;
-const DIM_PAGE: i16 = 2;
-const DIM_DEVICE: i16 = 3;
 
 /// (dimension, value, count) rows.
 type DimCounts = Vec<(i16, String, i64)>;
@@ -155,16 +150,23 @@ fn raw_bounds(pieces: &[TimeRange]) -> (Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) 
     )
 }
 
+// Every join to a piece list is LATERAL: the planner cannot see how many pieces an array holds
+// (it guesses 100) and would otherwise hash-join whole tables; per piece, an index range scan is
+// what we want.
 const ROLLUP_DIMS: &str = "
 SELECT r.dim, r.value, sum(r.n)::bigint
 FROM unnest($2::smallint[], $3::bigint[], $4::bigint[]) AS p (level, lo, hi)
-JOIN rollups r ON r.tenant_id = $1 AND r.level = p.level AND r.dim = ANY($5)
-              AND r.period >= p.lo AND r.period < p.hi
+CROSS JOIN LATERAL (
+    SELECT dim, value, n FROM rollups
+    WHERE tenant_id = $1 AND level = p.level AND dim = ANY($5) AND period >= p.lo AND period < p.hi
+) AS r
 GROUP BY r.dim, r.value
 UNION ALL
 SELECT d.dim, d.value, count(*)
 FROM unnest($6::timestamptz[], $7::timestamptz[]) AS p (lo, hi)
-JOIN events e ON e.tenant_id = $1 AND e.ts >= p.lo AND e.ts < p.hi
+CROSS JOIN LATERAL (
+    SELECT event_type, page, device FROM events WHERE tenant_id = $1 AND ts >= p.lo AND ts < p.hi
+) AS e
 CROSS JOIN LATERAL (VALUES (0::smallint, ''::text), (1::smallint, e.event_type), (2::smallint, e.page),
                            (3::smallint, e.device)) AS d (dim, value)
 WHERE d.value IS NOT NULL AND d.dim = ANY($5)
@@ -187,15 +189,14 @@ async fn rollup_dims(pool: &PgPool, plan: &QueryPlan) -> Result<DimCounts> {
 }
 
 const ROLLUP_SERIES: &str = "
-SELECT p.idx, sum(r.n)::bigint
+SELECT p.idx, (
+    SELECT coalesce(sum(n), 0)::bigint FROM rollups
+    WHERE tenant_id = $1 AND level = p.level AND dim = 0 AND period >= p.lo AND period < p.hi
+)
 FROM unnest($2::int[], $3::smallint[], $4::bigint[], $5::bigint[]) AS p (idx, level, lo, hi)
-JOIN rollups r ON r.tenant_id = $1 AND r.level = p.level AND r.dim = 0 AND r.period >= p.lo AND r.period < p.hi
-GROUP BY p.idx
 UNION ALL
-SELECT p.idx, count(*)
-FROM unnest($6::int[], $7::timestamptz[], $8::timestamptz[]) AS p (idx, lo, hi)
-JOIN events e ON e.tenant_id = $1 AND e.ts >= p.lo AND e.ts < p.hi
-GROUP BY p.idx";
+SELECT p.idx, (SELECT count(*) FROM events WHERE tenant_id = $1 AND ts >= p.lo AND ts < p.hi)
+FROM unnest($6::int[], $7::timestamptz[], $8::timestamptz[]) AS p (idx, lo, hi)";
 
 async fn rollup_series(pool: &PgPool, plan: &QueryPlan) -> Result<Vec<(i32, i64)>> {
     let (mut idx, mut levels, mut starts, mut ends) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -231,14 +232,17 @@ async fn rollup_series(pool: &PgPool, plan: &QueryPlan) -> Result<Vec<(i32, i64)
 const SKETCHES: &str = "
 SELECT s.sketch
 FROM unnest($2::smallint[], $3::bigint[], $4::bigint[]) AS p (level, lo, hi)
-JOIN user_sketches s ON s.tenant_id = $1 AND s.level = p.level AND s.period >= p.lo AND s.period < p.hi
-WHERE s.sketch IS NOT NULL";
+CROSS JOIN LATERAL (
+    SELECT sketch FROM user_sketches
+    WHERE tenant_id = $1 AND level = p.level AND period >= p.lo AND period < p.hi AND sketch IS NOT NULL
+) AS s";
 
 const EDGE_USERS: &str = "
 SELECT DISTINCT e.user_id
 FROM unnest($2::timestamptz[], $3::timestamptz[]) AS p (lo, hi)
-JOIN events e ON e.tenant_id = $1 AND e.ts >= p.lo AND e.ts < p.hi
-WHERE e.user_id IS NOT NULL";
+CROSS JOIN LATERAL (
+    SELECT user_id FROM events WHERE tenant_id = $1 AND ts >= p.lo AND ts < p.hi AND user_id IS NOT NULL
+) AS e";
 
 async fn rollup_users(pool: &PgPool, plan: &QueryPlan) -> Result<Users> {
     if plan.query.exact_unique_users() || plan.whole.rollup.is_none() {

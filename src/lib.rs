@@ -29,11 +29,15 @@
 //!
 //! ## Features
 //! - `moka` (default): the in-process moka cache, the default cache backend.
+//! - `postgres`: the PostgreSQL store, as [`postgres`] (the `analytics-postgres` crate).
 //!
-//! The PostgreSQL (`postgres`), Redis (`redis`) and HTTP (`http`) adapters are added as features
-//! by their crates.
+//! The Redis (`redis`) and HTTP (`http`) adapters are added as features by their crates.
 
 pub use analytics_core::*;
+
+/// The PostgreSQL store: partitioned raw events, rollups, unique-user sketches, COPY ingestion.
+#[cfg(feature = "postgres")]
+pub use analytics_postgres as postgres;
 
 /// The README's examples, compiled and run as doctests so they cannot rot.
 #[cfg(doctest)]

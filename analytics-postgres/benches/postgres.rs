@@ -62,7 +62,11 @@ fn setup(url: &str) -> Fixture {
         .expect("runtime");
     let schema = format!("bench_{}", events.len());
     let (store, seed_pool) = runtime.block_on(async {
-        let admin = PgPoolOptions::new().max_connections(1).connect(url).await.expect("connect");
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await
+            .expect("connect");
         sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
             .execute(&admin)
             .await
@@ -186,10 +190,18 @@ fn query(f: &Fixture, start: &str, end: &str, exact: bool) -> Query {
 }
 
 fn report_sketch_error(f: &Fixture) {
-    for (label, start) in [("1 day", "2024-06-29"), ("7 days", "2024-06-23"), ("31 days", "2024-05-30"), ("90 days", "2024-04-01")] {
+    for (label, start) in [
+        ("1 day", "2024-06-29"),
+        ("7 days", "2024-06-23"),
+        ("31 days", "2024-05-30"),
+        ("90 days", "2024-04-01"),
+    ] {
         let estimate = |exact| {
             let plan = QueryPlan::new(query(f, start, "2024-06-29", exact));
-            f.runtime.block_on(f.store.summary(&plan)).expect("summary").unique_users
+            f.runtime
+                .block_on(f.store.summary(&plan))
+                .expect("summary")
+                .unique_users
         };
         let (sketch, exact) = (estimate(false), estimate(true));
         println!(
@@ -200,7 +212,9 @@ fn report_sketch_error(f: &Fixture) {
 }
 
 fn summary(c: &mut Criterion) {
-    let Some(url) = testkit::server_url("DATABASE_URL", "postgres bench") else { return };
+    let Some(url) = testkit::server_url("DATABASE_URL", "postgres bench") else {
+        return;
+    };
     let f = setup(&url);
     report_sketch_error(&f);
     let (start, end) = ("2024-05-30", "2024-06-29");
@@ -222,13 +236,20 @@ fn summary(c: &mut Criterion) {
     let mut group = c.benchmark_group(format!("postgres_summary_31_days_of_{}_events", f.events));
     group.sample_size(10).measurement_time(Duration::from_secs(10));
     group.bench_function("seed_raw_sql", |b| {
-        b.iter(|| f.runtime.block_on(seed_summary(&f.seed_pool, range.start(), range.end())))
+        b.iter(|| {
+            f.runtime
+                .block_on(seed_summary(&f.seed_pool, range.start(), range.end()))
+        })
     });
     group.bench_function("postgres_store", |b| {
         b.iter(|| f.runtime.block_on(f.store.summary(black_box(&plan))).expect("summary"))
     });
     group.bench_function("postgres_store_exact_users", |b| {
-        b.iter(|| f.runtime.block_on(f.store.summary(black_box(&exact_plan))).expect("summary"))
+        b.iter(|| {
+            f.runtime
+                .block_on(f.store.summary(black_box(&exact_plan)))
+                .expect("summary")
+        })
     });
     group.finish();
 }

@@ -16,7 +16,7 @@ use crate::error::corrupt;
 /// Register-index bits: 2^14 registers, ~0.81% standard error when dense.
 pub(crate) const PRECISION: u8 = 14;
 /// The fixed hasher seed every sketch uses (changing it makes old sketches unmergeable).
-const SEED: u128 = 0x616e_616c_7974_6963_735f_7573_6572_73;
+const SEED: u128 = 0x0061_6e61_6c79_7469_6373_5f75_7365_7273;
 
 /// A mergeable estimate of distinct users.
 #[derive(Debug, Clone)]

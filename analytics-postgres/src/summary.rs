@@ -20,7 +20,6 @@ use crate::error::{self, corrupt};
 use crate::ingest::derived::{DIM_DEVICE, DIM_PAGE, DIM_TOTAL, DIM_TYPE, LEVEL_DAY, LEVEL_HOUR};
 use crate::sketch::UserSketch;
 
-
 /// (dimension, value, count) rows.
 type DimCounts = Vec<(i16, String, i64)>;
 

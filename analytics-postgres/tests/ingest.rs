@@ -41,7 +41,12 @@ async fn assert_matches_reference(store: &PostgresStore, events: &[Event], query
     let mut got = store.summary(&QueryPlan::new(query)).await.unwrap();
     if !exact {
         let error = got.unique_users.abs_diff(want.unique_users) as f64 / want.unique_users.max(1) as f64;
-        assert!(error <= 0.01, "unique users {} vs {}", got.unique_users, want.unique_users);
+        assert!(
+            error <= 0.01,
+            "unique users {} vs {}",
+            got.unique_users,
+            want.unique_users
+        );
         got.unique_users = want.unique_users;
         got.unique_users_approximate = false;
     }
@@ -50,7 +55,9 @@ async fn assert_matches_reference(store: &PostgresStore, events: &[Event], query
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_batches_for_one_hour_stay_exact() {
-    let Some(store) = support::store("concurrent").await else { return };
+    let Some(store) = support::store("concurrent").await else {
+        return;
+    };
     let store = Arc::new(store);
     let t = tenant("busy");
     let hour: DateTime<Utc> = "2024-05-01T10:00:00Z".parse().unwrap();
@@ -99,12 +106,21 @@ async fn concurrent_batches_for_one_hour_stay_exact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retried_batches_are_reported_and_never_counted_twice() {
-    let Some(store) = support::store("retries").await else { return };
+    let Some(store) = support::store("retries").await else {
+        return;
+    };
     let store = Arc::new(store);
     let t = tenant("retry");
     let at: DateTime<Utc> = "2024-06-03T08:30:00Z".parse().unwrap();
     let batch: Vec<Event> = (0..400)
-        .map(|i| event(&t, &format!("r{i}"), at + TimeDelta::seconds(i), Some(&format!("u{}", i % 37))))
+        .map(|i| {
+            event(
+                &t,
+                &format!("r{i}"),
+                at + TimeDelta::seconds(i),
+                Some(&format!("u{}", i % 37)),
+            )
+        })
         .collect();
     let first = store.append(&t, &batch).await.unwrap();
     assert_eq!(first.accepted.len(), 400);
@@ -142,12 +158,17 @@ async fn partition_of(store: &PostgresStore, id: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_in_a_month_without_a_partition_are_stored_and_counted() {
-    let Some(store) = support::store("partitions").await else { return };
+    let Some(store) = support::store("partitions").await else {
+        return;
+    };
     let t = tenant("old");
     // A month no event has touched: its partition is created on the way in.
     let march: DateTime<Utc> = "1999-03-15T12:00:00Z".parse().unwrap();
     let e = event(&t, "m1", march, Some("u1"));
-    assert_eq!(store.append(&t, std::slice::from_ref(&e)).await.unwrap().accepted.len(), 1);
+    assert_eq!(
+        store.append(&t, std::slice::from_ref(&e)).await.unwrap().accepted.len(),
+        1
+    );
     assert_eq!(partition_of(&store, "m1").await, "events_p199903");
 
     // A month whose partition cannot be created because the default partition already holds
@@ -161,7 +182,15 @@ async fn events_in_a_month_without_a_partition_are_stored_and_counted() {
     .unwrap();
     let may: DateTime<Utc> = "2001-05-20T06:00:00Z".parse().unwrap();
     let late = event(&t, "m2", may, Some("u2"));
-    assert_eq!(store.append(&t, std::slice::from_ref(&late)).await.unwrap().accepted.len(), 1);
+    assert_eq!(
+        store
+            .append(&t, std::slice::from_ref(&late))
+            .await
+            .unwrap()
+            .accepted
+            .len(),
+        1
+    );
     assert_eq!(partition_of(&store, "m2").await, "events_default");
 
     for (e, day) in [(e, "1999-03-15"), (late, "2001-05-20")] {
@@ -173,7 +202,9 @@ async fn events_in_a_month_without_a_partition_are_stored_and_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn experiment_state_matches_the_reference_over_the_whole_experiment() {
-    let Some(store) = support::store("experiment_state").await else { return };
+    let Some(store) = support::store("experiment_state").await else {
+        return;
+    };
     let end: DateTime<Utc> = "2024-03-01T00:00:00Z".parse().unwrap();
     let events: Vec<Event> = EventGenerator::new(GeneratorConfig::new(11, 20_000, end, 10)).collect();
     let t = events[0].tenant_id.clone();
@@ -193,7 +224,10 @@ async fn experiment_state_matches_the_reference_over_the_whole_experiment() {
         assert!(want.len() >= 2, "the generator runs a two-variant experiment");
         assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>());
         for (variant, counts) in &want {
-            assert_eq!((got[variant].users, got[variant].conversions), (counts.users, counts.conversions));
+            assert_eq!(
+                (got[variant].users, got[variant].conversions),
+                (counts.users, counts.conversions)
+            );
         }
     }
 }

@@ -82,7 +82,6 @@ fn field(out: &mut String, value: Option<&str>) {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

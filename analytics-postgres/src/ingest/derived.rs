@@ -109,11 +109,7 @@ struct Exposure<'a> {
 }
 
 /// Adds `events` of identified users in an experiment variant to the per-user experiment state.
-pub(super) async fn add_experiment_state(
-    conn: &mut PgConnection,
-    tenant: &str,
-    events: &[&Event],
-) -> sqlx::Result<()> {
+pub(super) async fn add_experiment_state(conn: &mut PgConnection, tenant: &str, events: &[&Event]) -> sqlx::Result<()> {
     let mut state: BTreeMap<(&str, &str, &str), Exposure> = BTreeMap::new();
     for event in events {
         let (Some(experiment), Some(variant), Some(user)) = (&event.experiment_id, &event.variant, &event.user_id)
@@ -131,7 +127,15 @@ pub(super) async fn add_experiment_state(
     if state.is_empty() {
         return Ok(());
     }
-    let mut columns = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut columns = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
     for ((experiment, variant, user), exposure) in state {
         columns.0.push(experiment);
         columns.1.push(variant);
@@ -188,7 +192,11 @@ pub(super) async fn add_to_sketches(conn: &mut PgConnection, tenant: &str, event
         .bind(&periods)
         .fetch_all(&mut *conn)
         .await?;
-    let mut columns = (Vec::with_capacity(stored.len()), Vec::with_capacity(stored.len()), Vec::new());
+    let mut columns = (
+        Vec::with_capacity(stored.len()),
+        Vec::with_capacity(stored.len()),
+        Vec::new(),
+    );
     for (level, period, bytes) in stored {
         let mut sketch = match bytes {
             Some(bytes) => UserSketch::decode(&bytes).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,

@@ -71,7 +71,12 @@ async fn apply(pool: &PgPool, tenant: &str, unique: &[&Event], rows: &copy::Copy
     let mut copy = tx.copy_in_raw(COPY_EVENTS).await?;
     copy.send(rows.select(&is_new)).await?;
     copy.finish().await?;
-    let new_events: Vec<&Event> = unique.iter().zip(&is_new).filter(|(_, new)| **new).map(|(e, _)| *e).collect();
+    let new_events: Vec<&Event> = unique
+        .iter()
+        .zip(&is_new)
+        .filter(|(_, new)| **new)
+        .map(|(e, _)| *e)
+        .collect();
     derived::add_rollups(&mut tx, tenant, &new_events).await?;
     derived::add_experiment_state(&mut tx, tenant, &new_events).await?;
     derived::add_to_sketches(&mut tx, tenant, &new_events).await?;

@@ -13,7 +13,8 @@
 //! `DATABASE_URL=postgres://… EVENTS=1000000 cargo bench -p analytics-postgres --bench postgres`
 //! then `scripts/bench-report`. The dataset is the demo's seeded generator: one tenant, 90 days.
 //! It is loaded into schema `bench_<EVENTS>` (dropped and reloaded every run, so the ingest
-//! figure is always measured on an empty schema).
+//! figure is always measured on an empty schema; `REUSE=1` keeps a complete earlier load and
+//! measures only the summaries).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -61,16 +62,24 @@ fn setup(url: &str) -> Fixture {
         .build()
         .expect("runtime");
     let schema = format!("bench_{}", events.len());
-    let (store, seed_pool) = runtime.block_on(async {
+    let reuse = std::env::var("REUSE").as_deref() == Ok("1");
+    let (store, seed_pool, reused) = runtime.block_on(async {
         let admin = PgPoolOptions::new()
             .max_connections(1)
             .connect(url)
             .await
             .expect("connect");
-        sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-            .execute(&admin)
+        let loaded: Option<i64> = sqlx::query_scalar(&format!("SELECT count(*) FROM {schema}.seed_events"))
+            .fetch_one(&admin)
             .await
-            .expect("drop schema");
+            .ok();
+        let reused = reuse && loaded == Some(events.len() as i64);
+        if !reused {
+            sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .execute(&admin)
+                .await
+                .expect("drop schema");
+        }
         admin.close().await;
         let config = PostgresConfig::new(url)
             .schema(schema.clone())
@@ -91,8 +100,21 @@ fn setup(url: &str) -> Fixture {
             .connect(url)
             .await
             .expect("connect seed pool");
-        (store, seed_pool)
+        (store, seed_pool, reused)
     });
+    if reused {
+        println!(
+            "reusing the {} events loaded in schema {schema} (ingest not measured)",
+            events.len()
+        );
+        return Fixture {
+            runtime,
+            store,
+            seed_pool,
+            tenant,
+            events: events.len(),
+        };
+    }
 
     // Ingest through the batch API.
     let mut per_batch = Vec::new();

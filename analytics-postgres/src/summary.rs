@@ -271,10 +271,7 @@ async fn rollup_users(pool: &PgPool, plan: &QueryPlan) -> Result<Users> {
         futures_util::future::try_join(sketches.build_query_scalar::<Vec<u8>>().fetch_all(pool), edge_users)
             .await
             .map_err(|e| error::map("summary", e))?;
-    let mut merged = UserSketch::default();
-    for bytes in &sketches {
-        merged.merge(&UserSketch::decode(bytes)?);
-    }
+    let mut merged = UserSketch::union_of(&sketches)?;
     for user in &edge_users {
         merged.insert(user);
     }

@@ -40,12 +40,12 @@
 //!
 //! # Ingestion
 //!
-//! A batch is one transaction: `COPY` into a per-session staging table, insert the staged ids
-//! into the ledger (`ON CONFLICT DO NOTHING`), and feed only the ids that were new to `events`,
-//! the rollups, the experiment state and the sketches. Duplicates — earlier in the batch or
-//! stored before — are reported, never counted. Counters are upserted (`n = n + excluded.n`) and
-//! sketches are locked in key order, so concurrent batches for the same tenant and hour stay
-//! exact. The outcome is returned after commit only. A batch that loses a deadlock is retried.
+//! A batch is one transaction: claim the batch's ids in the ledger (`ON CONFLICT DO NOTHING
+//! RETURNING`), `COPY` only the new events into `events`, and feed only those to the rollups, the
+//! experiment state and the sketches. Duplicates — earlier in the batch or stored before — are
+//! reported, never counted. Counters are upserted (`n = n + excluded.n`) and sketches are locked
+//! in key order, so concurrent batches for the same tenant and hour stay exact. The outcome is
+//! returned after commit only. A batch that loses a deadlock is retried.
 //!
 //! # Queries
 //!

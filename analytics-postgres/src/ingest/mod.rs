@@ -112,8 +112,8 @@ fn outcome(events: &[Event], fresh: &HashSet<String>, repeated: &HashSet<usize>)
     outcome
 }
 
-/// A batch larger than the staging buffer can hold would be refused by the facade long before
-/// it reached the store; this guards direct callers.
+/// The facade refuses batches over `MAX_BATCH` before they reach the store; this guards direct
+/// callers (one transaction per batch must stay short).
 pub(crate) fn check_size(events: &[Event]) -> Result<()> {
     if events.len() > analytics_core::analytics::MAX_BATCH {
         return Err(Error::invalid(

@@ -3,7 +3,7 @@
 use analytics_core::Error;
 
 /// SQLSTATE classes and codes this crate treats specially.
-mod sqlstate {
+pub(crate) mod sqlstate {
     /// `40001` serialization_failure.
     pub(crate) const SERIALIZATION_FAILURE: &str = "40001";
     /// `40P01` deadlock_detected.
@@ -14,6 +14,10 @@ mod sqlstate {
     pub(crate) const LOCK_NOT_AVAILABLE: &str = "55P03";
     /// `23505` unique_violation.
     pub(crate) const UNIQUE_VIOLATION: &str = "23505";
+    /// `42P07` duplicate_table.
+    pub(crate) const DUPLICATE_TABLE: &str = "42P07";
+    /// `23514` check_violation (also: a new partition's range overlaps rows in the default).
+    pub(crate) const CHECK_VIOLATION: &str = "23514";
 }
 
 /// Whether `error` is a conflict between concurrent transactions that a retry resolves.
@@ -29,7 +33,8 @@ pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
     code(error).as_deref() == Some(sqlstate::UNIQUE_VIOLATION)
 }
 
-fn code(error: &sqlx::Error) -> Option<String> {
+/// The SQLSTATE of a database error.
+pub(crate) fn code(error: &sqlx::Error) -> Option<String> {
     match error {
         sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
         _ => None,

@@ -89,8 +89,9 @@
 //! server spends about 70–120 ms claiming ids in the ledger, 70–100 ms on `COPY` into `events`
 //! (row routing plus the `(tenant_id, ts, id)` btree), 60–90 ms upserting ~2,000 rollup rows,
 //! ~30 ms on experiment state and ~15 ms on sketches; two concurrent streams gained 20%, four
-//! none (two cores). The two btree insertions per event alone cap one backend near 80k
-//! events/s here. Measured alternative for the time index (one month, 350k rows): a BRIN on
+//! none (two cores). Taken alone, the ledger claim and the `COPY` (~140 ms per batch
+//! in these runs) would cap one backend near 70k events/s here — an estimate from that profile,
+//! not a separate measurement. Measured alternative for the time index (one month, 350k rows): a BRIN on
 //! `ts` is 24 kB instead of 16 MB and makes a 10,000-row insert 21 ms instead of 62 ms, but an
 //! edge hour costs 1.0 ms instead of 0.4 ms and the event log's first page 155 ms (a sort of the
 //! tenant's month) instead of 0.07 ms — so the btree stays.

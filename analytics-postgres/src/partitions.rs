@@ -7,7 +7,7 @@ use analytics_core::Result;
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use sqlx::PgPool;
 
-use crate::error;
+use crate::error::{self, sqlstate};
 
 /// A calendar month as `year * 12 + (month - 1)`.
 type MonthIndex = i32;
@@ -67,14 +67,14 @@ async fn create(pool: &PgPool, month: MonthIndex) -> Result<()> {
     );
     match sqlx::query(&sql).execute(pool).await {
         Ok(_) => Ok(()),
-        Err(e) => match e.as_database_error().and_then(|d| d.code()).as_deref() {
+        Err(e) => match error::code(&e).as_deref() {
             // Another process created it at the same moment (catalog unique index or
             // duplicate table): it exists, which is all we need.
-            Some("23505" | "42P07") => Ok(()),
+            Some(sqlstate::UNIQUE_VIOLATION | sqlstate::DUPLICATE_TABLE) => Ok(()),
             // The default partition already holds events of this month (they arrived while the
             // partition could not be created): the month stays in the default partition, which
             // answers queries exactly the same, only without partition pruning.
-            Some("23514") => Ok(()),
+            Some(sqlstate::CHECK_VIOLATION) => Ok(()),
             _ => Err(error::map("create partition", e)),
         },
     }

@@ -31,12 +31,13 @@ pub struct PostgresConfig {
     statement_timeout: Duration,
     acquire_timeout: Duration,
     migrate: bool,
+    compact_after: u32,
 }
 
 impl PostgresConfig {
     /// A configuration for the primary at `url` (a `postgres://` URL), with defaults: 16 write
     /// and 16 read connections, 5 s statement timeout, 5 s pool acquire timeout, migrations
-    /// applied on connect, the server's default schema.
+    /// applied on connect, the server's default schema, a period compacted after 16 batches.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
@@ -47,6 +48,7 @@ impl PostgresConfig {
             statement_timeout: Duration::from_secs(5),
             acquire_timeout: Duration::from_secs(5),
             migrate: true,
+            compact_after: 16,
         }
     }
 
@@ -100,6 +102,20 @@ impl PostgresConfig {
     pub fn migrate(mut self, migrate: bool) -> Self {
         self.migrate = migrate;
         self
+    }
+
+    /// After how many appended rows a period's `period_stats` rows are merged into one, by the
+    /// `append` call that wrote the last of them (default 16; 0 never compacts on ingest, for
+    /// deployments that run [`PostgresStore::compact`](crate::PostgresStore::compact) on a
+    /// schedule instead). Lower keeps summaries cheaper, higher keeps ingestion cheaper; rows
+    /// per period stay at most about this many per store instance.
+    pub fn compact_after(mut self, batches: u32) -> Self {
+        self.compact_after = batches;
+        self
+    }
+
+    pub(crate) fn compaction_threshold(&self) -> u32 {
+        self.compact_after
     }
 
     pub(crate) fn runs_migrations(&self) -> bool {

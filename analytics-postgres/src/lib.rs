@@ -96,13 +96,16 @@
 //! edge hour costs 1.0 ms instead of 0.4 ms and the event log's first page 155 ms (a sort of the
 //! tenant's month) instead of 0.07 ms — so the btree stays.
 
+mod compact;
 mod config;
 mod error;
 mod events;
 mod ingest;
 mod partitions;
+mod rebuild;
 mod registry;
 mod sketch;
+mod stats;
 mod store;
 mod summary;
 

@@ -9,10 +9,11 @@ use analytics_core::store::{AppendOutcome, EventListQuery, EventPage, EventStore
 use async_trait::async_trait;
 use sqlx::PgPool;
 
+use crate::compact::{self, CompactionTracker};
 use crate::config::PostgresConfig;
 use crate::error::{self, corrupt};
 use crate::partitions::Partitions;
-use crate::{events, ingest, registry, summary};
+use crate::{events, ingest, rebuild, registry, summary};
 
 /// The PostgreSQL [`EventStore`]. See the [crate docs](crate) for the schema and the figures.
 ///
@@ -22,6 +23,7 @@ pub struct PostgresStore {
     write: PgPool,
     read: PgPool,
     partitions: Partitions,
+    compaction: CompactionTracker,
 }
 
 impl PostgresStore {
@@ -38,12 +40,27 @@ impl PostgresStore {
                 .run(&write)
                 .await
                 .map_err(|e| analytics_core::Error::Backend(format!("postgres migrations: {e}")))?;
+            rebuild::if_pending(&write).await?;
         }
         Ok(Self {
             write,
             read,
             partitions: Partitions::default(),
+            compaction: CompactionTracker::new(config.compaction_threshold()),
         })
+    }
+
+    /// Merges, for every tenant, each period's `period_stats` rows into one; returns how many
+    /// rows were merged away.
+    ///
+    /// Each store compacts the periods it writes as it goes (see
+    /// [`PostgresConfig::compact_after`]); this catches up on rows left by other processes or
+    /// before a restart. Safe to run at any time, beside ingestion and queries.
+    ///
+    /// # Errors
+    /// Transient errors when the server is unreachable.
+    pub async fn compact(&self) -> Result<u64> {
+        compact::compact_all(&self.write).await
     }
 
     /// The write pool (the primary), for callers that add their own tables alongside.
@@ -103,7 +120,7 @@ impl EventStore for PostgresStore {
         self.partitions
             .ensure(&self.write, events.iter().map(|e| e.timestamp))
             .await?;
-        ingest::append(&self.write, tenant.as_str(), events).await
+        ingest::append(&self.write, &self.compaction, tenant.as_str(), events).await
     }
 
     async fn summary(&self, plan: &QueryPlan) -> Result<Aggregates> {

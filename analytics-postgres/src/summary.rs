@@ -1,8 +1,9 @@
 //! Executing core's [`QueryPlan`] in SQL.
 //!
-//! Unfiltered plans read the rollups for whole hours (days where a run of hours covers whole
-//! UTC days) and raw rows for the partial edges; unique users come from merged sketches, or from
-//! raw rows when the query asks for exact counts. Filtered plans read raw rows only, bucketing the
+//! Unfiltered plans read `period_stats` for whole hours (days where a run of hours covers whole
+//! UTC days), merging each period's rows in Rust, and raw rows for the partial edges; unique
+//! users come from the periods' merged sketches, or from raw rows when the query asks for exact
+//! counts. Filtered plans read raw rows only, bucketing the
 //! time series in SQL with `width_bucket` over the query's bucket starts (computed by core in the
 //! query's timezone). The independent queries of a plan run concurrently on separate pooled
 //! connections.
@@ -16,10 +17,16 @@ use futures_util::future::try_join4;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
 use crate::error::{self, corrupt};
-use crate::ingest::derived::{DIM_DEVICE, DIM_PAGE, DIM_TOTAL, DIM_TYPE, LEVEL_DAY, LEVEL_HOUR};
 use crate::sketch::UserSketch;
+use crate::stats::{self, Dim, LEVEL_DAY, LEVEL_HOUR};
 
-/// (dimension, value, count) rows.
+/// Dimension codes of the raw-row queries' `(dim, value, count)` rows.
+const DIM_TOTAL: i16 = 0;
+const DIM_TYPE: i16 = 1;
+const DIM_PAGE: i16 = 2;
+const DIM_DEVICE: i16 = 3;
+
+/// (dimension code, value, count) rows.
 type DimCounts = Vec<(i16, String, i64)>;
 
 /// Runs `plan` against `pool`.
@@ -168,19 +175,14 @@ fn push_ranges<'a>(sql: &mut QueryBuilder<'a, Postgres>, pieces: &[TimeRange]) {
 async fn rollup_dims(pool: &PgPool, plan: &QueryPlan) -> Result<DimCounts> {
     let tenant = plan.query.tenant().as_str();
     let pieces = plan.whole.rollup.map(cover).unwrap_or_default();
-    let mut rolled = QueryBuilder::new("SELECT dim, value, sum(n)::bigint FROM rollups WHERE tenant_id = ");
-    rolled
-        .push_bind(tenant)
-        .push(" AND dim = ANY(")
-        .push_bind(dims_wanted(plan))
-        .push(")");
+    let mut rolled = QueryBuilder::new("SELECT events, counts FROM period_stats WHERE tenant_id = ");
+    rolled.push_bind(tenant);
     push_periods(&mut rolled, &pieces);
-    rolled.push(" GROUP BY dim, value");
     let rolled = async {
         if pieces.is_empty() {
             return Ok(Vec::new());
         }
-        rolled.build_query_as().fetch_all(pool).await
+        rolled.build_query_as::<(i64, Vec<u8>)>().fetch_all(pool).await
     };
     let mut raw = QueryBuilder::new(
         "SELECT d.dim, d.value, count(*) FROM events e CROSS JOIN LATERAL (VALUES (0::smallint, ''::text), \
@@ -198,19 +200,35 @@ async fn rollup_dims(pool: &PgPool, plan: &QueryPlan) -> Result<DimCounts> {
         }
         raw.build_query_as().fetch_all(pool).await
     };
-    let (mut rolled, raw): (DimCounts, DimCounts) = futures_util::future::try_join(rolled, raw)
+    let (rolled, mut counts): (Vec<(i64, Vec<u8>)>, DimCounts) = futures_util::future::try_join(rolled, raw)
         .await
         .map_err(|e| error::map("summary", e))?;
-    rolled.extend(raw);
-    Ok(rolled)
+    let wanted = dims_wanted(plan);
+    let mut merged: BTreeMap<(i16, &str), i64> = BTreeMap::new();
+    for (events, bytes) in &rolled {
+        *merged.entry((DIM_TOTAL, "")).or_insert(0) += events;
+        for (dim, value, n) in stats::decode_counts(bytes)? {
+            let code = match dim {
+                Dim::Type => DIM_TYPE,
+                Dim::Page => DIM_PAGE,
+                Dim::Device => DIM_DEVICE,
+                Dim::Browser | Dim::Country => continue,
+            };
+            if wanted.contains(&code) {
+                *merged.entry((code, value)).or_insert(0) += i64::try_from(n).map_err(|_| corrupt("count", n))?;
+            }
+        }
+    }
+    counts.extend(merged.into_iter().map(|((dim, value), n)| (dim, value.to_owned(), n)));
+    Ok(counts)
 }
 
 // The time series has a piece list per bucket (up to 10,000 buckets): each piece is a scalar
 // subquery, which PostgreSQL cannot flatten into a join, so each runs as one index range scan.
 const ROLLUP_SERIES: &str = "
 SELECT p.idx, (
-    SELECT coalesce(sum(n), 0)::bigint FROM rollups
-    WHERE tenant_id = $1 AND level = p.level AND dim = 0 AND period >= p.lo AND period < p.hi
+    SELECT coalesce(sum(events), 0)::bigint FROM period_stats
+    WHERE tenant_id = $1 AND level = p.level AND period >= p.lo AND period < p.hi
 )
 FROM unnest($2::int[], $3::smallint[], $4::bigint[], $5::bigint[]) AS p (idx, level, lo, hi)
 UNION ALL
@@ -254,7 +272,7 @@ async fn rollup_users(pool: &PgPool, plan: &QueryPlan) -> Result<Users> {
     }
     let tenant = plan.query.tenant().as_str();
     let pieces = plan.whole.rollup.map(cover).unwrap_or_default();
-    let mut sketches = QueryBuilder::new("SELECT sketch FROM user_sketches WHERE sketch IS NOT NULL AND tenant_id = ");
+    let mut sketches = QueryBuilder::new("SELECT users FROM period_stats WHERE users IS NOT NULL AND tenant_id = ");
     sketches.push_bind(tenant);
     push_periods(&mut sketches, &pieces);
     let mut edge_users =

@@ -1,111 +1,222 @@
-//! Rows in COPY's text format.
-
-use std::fmt::Write as _;
+//! Rows in `COPY … (FORMAT binary)`: PostgreSQL's binary tuple format, written by hand.
+//!
+//! Binary rather than text because the server then parses nothing: a timestamp is eight bytes
+//! instead of a string to parse, a sketch is its bytes instead of hex. sqlx exposes `COPY` only as
+//! raw bytes, and the format is small (a header, then per row a field count and length-prefixed
+//! fields, then a trailer), so it is encoded here rather than through another crate.
 
 use analytics_core::model::Event;
+use chrono::{DateTime, Utc};
 
-/// A batch encoded in COPY's text format (tab-separated, `\N` for NULL, backslash escapes),
-/// one line per event, so any subset of the events can be sent without encoding again.
-pub(super) struct CopyRows {
-    text: String,
-    /// Where each event's line ends in `text`.
+/// The signature, flags and header-extension length that open every binary COPY stream.
+const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+/// The field count -1 that closes it.
+const TRAILER: &[u8] = &(-1i16).to_be_bytes();
+/// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 UTC).
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+/// jsonb's binary format version.
+const JSONB_VERSION: u8 = 1;
+
+/// Binary COPY rows, kept separately so any subset can be sent without encoding again.
+#[derive(Debug, Default)]
+pub(crate) struct CopyRows {
+    bytes: Vec<u8>,
+    /// Where each row ends in `bytes`.
     ends: Vec<usize>,
 }
 
-impl CopyRows {
-    /// Encodes `events` of `tenant`, in the column order of `COPY_EVENTS`.
-    pub(super) fn encode(tenant: &str, events: &[&Event]) -> Self {
-        let mut text = String::with_capacity(events.len() * 256);
-        let mut ends = Vec::with_capacity(events.len());
-        for event in events {
-            field(&mut text, Some(tenant));
-            text.push('\t');
-            field(&mut text, Some(event.id.as_str()));
-            // Always UTC with microseconds, which PostgreSQL parses exactly.
-            let _ = write!(text, "\t{}\t", event.timestamp.format("%Y-%m-%d %H:%M:%S%.6f+00"));
-            field(&mut text, event.user_id.as_ref().map(|v| v.as_str()));
-            text.push('\t');
-            field(&mut text, Some(event.event_type.as_str()));
-            for value in [
-                event.session_id.as_ref().map(|v| v.as_str()),
-                event.page.as_ref().map(|v| v.as_str()),
-                event.browser.as_ref().map(|v| v.as_str()),
-                event.device.as_ref().map(|v| v.as_str()),
-                event.country.as_ref().map(|v| v.as_str()),
-            ] {
-                text.push('\t');
-                field(&mut text, value);
-            }
-            text.push('\t');
-            let properties = serde_json::to_string(&*event.properties).expect("a JSON map always serializes");
-            field(&mut text, Some(&properties));
-            text.push('\t');
-            field(&mut text, event.experiment_id.as_ref().map(|v| v.as_str()));
-            text.push('\t');
-            field(&mut text, event.variant.as_ref().map(|v| v.as_str()));
-            text.push('\n');
-            ends.push(text.len());
-        }
-        Self { text, ends }
+/// One row being written; fields must follow the `COPY` column list.
+pub(crate) struct Row<'a> {
+    bytes: &'a mut Vec<u8>,
+}
+
+impl Row<'_> {
+    fn field(&mut self, value: &[u8]) -> &mut Self {
+        let len = i32::try_from(value.len()).expect("a field is far below 2 GiB");
+        self.bytes.extend_from_slice(&len.to_be_bytes());
+        self.bytes.extend_from_slice(value);
+        self
     }
 
-    /// The lines of the events whose flag is set (all of them without copying, the usual case).
-    pub(super) fn select(&self, keep: &[bool]) -> Vec<u8> {
-        if keep.iter().all(|k| *k) {
-            return self.text.as_bytes().to_vec();
+    /// A `text` field.
+    pub(crate) fn text(&mut self, value: &str) -> &mut Self {
+        self.field(value.as_bytes())
+    }
+
+    /// A nullable `text` field.
+    pub(crate) fn opt_text(&mut self, value: Option<&str>) -> &mut Self {
+        match value {
+            Some(v) => self.text(v),
+            None => self.null(),
         }
-        let mut out = Vec::with_capacity(self.text.len());
+    }
+
+    /// A `NULL`.
+    pub(crate) fn null(&mut self) -> &mut Self {
+        self.bytes.extend_from_slice(&(-1i32).to_be_bytes());
+        self
+    }
+
+    /// A `smallint` field.
+    pub(crate) fn int2(&mut self, value: i16) -> &mut Self {
+        self.field(&value.to_be_bytes())
+    }
+
+    /// A `bigint` field.
+    pub(crate) fn int8(&mut self, value: i64) -> &mut Self {
+        self.field(&value.to_be_bytes())
+    }
+
+    /// A `bytea` field.
+    pub(crate) fn bytea(&mut self, value: &[u8]) -> &mut Self {
+        self.field(value)
+    }
+
+    /// A nullable `bytea` field.
+    pub(crate) fn opt_bytea(&mut self, value: Option<&[u8]>) -> &mut Self {
+        match value {
+            Some(v) => self.bytea(v),
+            None => self.null(),
+        }
+    }
+
+    /// A `timestamptz` field (microseconds since 2000-01-01 UTC).
+    pub(crate) fn timestamptz(&mut self, value: DateTime<Utc>) -> &mut Self {
+        self.int8(value.timestamp_micros() - PG_EPOCH_MICROS)
+    }
+
+    /// A `jsonb` field from JSON text.
+    pub(crate) fn jsonb(&mut self, json: &str) -> &mut Self {
+        let len = i32::try_from(json.len() + 1).expect("a field is far below 2 GiB");
+        self.bytes.extend_from_slice(&len.to_be_bytes());
+        self.bytes.push(JSONB_VERSION);
+        self.bytes.extend_from_slice(json.as_bytes());
+        self
+    }
+}
+
+impl CopyRows {
+    /// Rows with room for about `rows` rows of `row_bytes` each.
+    pub(crate) fn with_capacity(rows: usize, row_bytes: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(rows * row_bytes),
+            ends: Vec::with_capacity(rows),
+        }
+    }
+
+    /// Writes one row of `fields` fields with `write`.
+    pub(crate) fn row(&mut self, fields: i16, write: impl FnOnce(&mut Row<'_>)) {
+        self.bytes.extend_from_slice(&fields.to_be_bytes());
+        write(&mut Row { bytes: &mut self.bytes });
+        self.ends.push(self.bytes.len());
+    }
+
+    /// How many rows were written.
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// The whole stream: header, every row, trailer.
+    pub(crate) fn stream(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER.len() + self.bytes.len() + TRAILER.len());
+        out.extend_from_slice(HEADER);
+        out.extend_from_slice(&self.bytes);
+        out.extend_from_slice(TRAILER);
+        out
+    }
+
+    /// A stream of the rows whose flag in `keep` is set.
+    pub(crate) fn stream_of(&self, keep: &[bool]) -> Vec<u8> {
+        if keep.iter().all(|k| *k) {
+            return self.stream();
+        }
+        let mut out = Vec::with_capacity(HEADER.len() + self.bytes.len() + TRAILER.len());
+        out.extend_from_slice(HEADER);
         let mut start = 0;
         for (end, keep) in self.ends.iter().zip(keep) {
             if *keep {
-                out.extend_from_slice(&self.text.as_bytes()[start..*end]);
+                out.extend_from_slice(&self.bytes[start..*end]);
             }
             start = *end;
         }
+        out.extend_from_slice(TRAILER);
         out
     }
 }
 
-fn field(out: &mut String, value: Option<&str>) {
-    let Some(value) = value else {
-        out.push_str("\\N");
-        return;
-    };
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
-        }
+/// The `events` columns in the order [`event_rows`] writes them.
+pub(crate) const EVENT_COLUMNS: &str = "tenant_id, id, ts, user_id, event_type, session_id, page, browser, device, country, properties, experiment_id, variant";
+
+/// `events` rows for `events` of `tenant`.
+pub(crate) fn event_rows(tenant: &str, events: &[&Event]) -> CopyRows {
+    let mut rows = CopyRows::with_capacity(events.len(), 192);
+    for event in events {
+        let json = serde_json::to_string(&*event.properties).expect("a JSON map always serializes");
+        rows.row(13, |row| {
+            row.text(tenant)
+                .text(event.id.as_str())
+                .timestamptz(event.timestamp)
+                .opt_text(event.user_id.as_ref().map(|v| v.as_str()))
+                .text(event.event_type.as_str())
+                .opt_text(event.session_id.as_ref().map(|v| v.as_str()))
+                .opt_text(event.page.as_ref().map(|v| v.as_str()))
+                .opt_text(event.browser.as_ref().map(|v| v.as_str()))
+                .opt_text(event.device.as_ref().map(|v| v.as_str()))
+                .opt_text(event.country.as_ref().map(|v| v.as_str()))
+                .jsonb(&json)
+                .opt_text(event.experiment_id.as_ref().map(|v| v.as_str()))
+                .opt_text(event.variant.as_ref().map(|v| v.as_str()));
+        });
     }
+    rows
+}
+
+/// `event_ids` ledger rows (tenant, id) for `events` of `tenant`.
+pub(crate) fn ledger_rows(tenant: &str, events: &[&Event]) -> CopyRows {
+    let mut rows = CopyRows::with_capacity(events.len(), 48);
+    for event in events {
+        rows.row(2, |row| {
+            row.text(tenant).text(event.id.as_str());
+        });
+    }
+    rows
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use analytics_core::model::{EventId, EventType, Page, TenantId};
 
     #[test]
-    fn copy_rows_escape_and_mark_nulls() {
-        let mut e = Event::new(
-            TenantId::parse("t").unwrap(),
-            EventId::parse("a").unwrap(),
-            EventType::parse("view").unwrap(),
-            "2024-03-01T10:20:30.123456Z".parse().unwrap(),
+    fn rows_are_length_prefixed_and_subsets_keep_framing() {
+        let mut rows = CopyRows::default();
+        rows.row(2, |r| {
+            r.text("ab").null();
+        });
+        rows.row(2, |r| {
+            r.int2(7).timestamptz("2000-01-01T00:00:01Z".parse().unwrap());
+        });
+        assert_eq!(rows.len(), 2);
+        let all = rows.stream();
+        assert!(all.starts_with(b"PGCOPY\n\xff\r\n\0"));
+        assert!(all.ends_with(&[0xff, 0xff]));
+        let first = rows.stream_of(&[true, false]);
+        let body = &first[HEADER.len()..first.len() - 2];
+        assert_eq!(body, [0, 2, 0, 0, 0, 2, b'a', b'b', 0xff, 0xff, 0xff, 0xff]);
+        let second = rows.stream_of(&[false, true]);
+        let body = &second[HEADER.len()..second.len() - 2];
+        assert_eq!(
+            body,
+            [0, 2, 0, 0, 0, 2, 0, 7, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0x0f, 0x42, 0x40]
         );
-        e.page = Some(Page::parse("/a\\b").unwrap());
-        let mut other = e.clone();
-        other.id = EventId::parse("b").unwrap();
-        let rows = CopyRows::encode("t", &[&e, &other]);
-        let text = String::from_utf8(rows.select(&[true, false])).unwrap();
-        let columns: Vec<&str> = text.trim_end_matches('\n').split('\t').collect();
-        assert_eq!(columns.len(), 13);
-        assert_eq!(columns[..3], ["t", "a", "2024-03-01 10:20:30.123456+00"]);
-        assert_eq!(columns[3], "\\N");
-        assert_eq!(columns[6], "/a\\\\b");
-        assert_eq!(columns[10], "{}");
-        assert_eq!(rows.select(&[true, true]).len(), 2 * text.len());
+    }
+
+    #[test]
+    fn jsonb_carries_its_version_byte() {
+        let mut rows = CopyRows::default();
+        rows.row(1, |r| {
+            r.jsonb("{}");
+        });
+        let s = rows.stream();
+        assert_eq!(&s[HEADER.len()..s.len() - 2], [0, 1, 0, 0, 0, 3, 1, b'{', b'}']);
     }
 }

@@ -1,87 +1,154 @@
-//! Batch ingestion: one transaction per batch, set-based writes, `COPY` for the rows.
+//! Batch ingestion: one transaction per batch, binary `COPY` for every bulk write.
 //!
 //! 1. Ids repeated inside the batch are duplicates (first occurrence wins), decided in Rust.
-//! 2. The batch's ids go into the `event_ids` ledger in one statement (`ON CONFLICT DO
-//!    NOTHING`); the ids it returns are the new ones.
-//! 3. The new events are streamed with `COPY` straight into `events` (PostgreSQL routes each row
-//!    to its month's partition).
-//! 4. Rollups, experiment state and unique-user sketches are updated from the new events only
-//!    ([`derived`]); counters are upserted (`n = n + excluded.n`), so concurrent batches for the
-//!    same tenant and hour never lose an update.
-//! 5. Commit; only then is the outcome returned.
+//! 2. The batch's ids are claimed in the `event_ids` ledger: first optimistically, with `COPY`
+//!    inside a savepoint (about twice as fast as `INSERT … ON CONFLICT`, measured); if an id is
+//!    already there the savepoint is rolled back and the ids are claimed with `INSERT … ON
+//!    CONFLICT DO NOTHING RETURNING`, whose answer says which are new. Ids are claimed in byte
+//!    order, so concurrent batches sharing ids wait for each other instead of deadlocking.
+//! 3. The new events are streamed with `COPY` into `events` (PostgreSQL routes each row to its
+//!    month's partition).
+//! 4. The new events' share of every UTC hour and day they touch is appended to `period_stats`
+//!    (one row per period, [`crate::stats`]) — no row locks, so concurrent batches never wait on
+//!    each other there — and the per-user experiment state is upserted ([`exposures`]).
+//! 5. Commit; only then is the outcome returned. Periods that have collected enough rows are
+//!    then compacted ([`crate::compact`]); a failed compaction is retried later and never fails
+//!    the call, whose events are already committed.
 //!
-//! Concurrent batches can still deadlock on rows they touch in different orders (PostgreSQL
-//! aborts one); the aborted batch is rolled back and retried, which is safe because nothing of it
-//! was committed.
+//! A transaction that loses a deadlock or serialization race is rolled back and retried whole,
+//! which is safe because nothing of it was committed.
 
-mod copy;
-pub(crate) mod derived;
+pub(crate) mod copy;
+mod exposures;
 
 use std::collections::HashSet;
 
 use analytics_core::model::Event;
 use analytics_core::store::AppendOutcome;
 use analytics_core::{Error, Result};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
+use crate::compact::{self, CompactionTracker};
 use crate::error;
+use crate::stats::{self, PeriodKey};
 
 const CLAIM_IDS: &str = "INSERT INTO event_ids (tenant_id, id) \
     SELECT $1, id FROM unnest($2::text[]) AS u (id) ORDER BY id COLLATE \"C\" \
     ON CONFLICT DO NOTHING RETURNING id";
 
-const COPY_EVENTS: &str = "COPY events (tenant_id, id, ts, user_id, event_type, session_id, page, browser, device, \
-    country, properties, experiment_id, variant) FROM STDIN";
-
 /// How often a batch that lost a deadlock or serialization race is retried.
 const CONFLICT_RETRIES: usize = 4;
 
-/// Appends `events` (already checked to belong to `tenant`) in one transaction.
-pub(crate) async fn append(pool: &PgPool, tenant: &str, events: &[Event]) -> Result<AppendOutcome> {
+/// Appends `events` (already checked to belong to `tenant`) in one transaction, then compacts
+/// the periods `tracker` declares due.
+pub(crate) async fn append(
+    pool: &PgPool,
+    tracker: &CompactionTracker,
+    tenant: &str,
+    events: &[Event],
+) -> Result<AppendOutcome> {
     let (unique, repeated) = split_repeats(events);
     if unique.is_empty() {
         return Ok(outcome(events, &HashSet::new(), &repeated));
     }
-    let rows = copy::CopyRows::encode(tenant, &unique);
+    let batch = Batch::encode(tenant, unique);
     let mut attempt = 0;
-    let fresh = loop {
-        match apply(pool, tenant, &unique, &rows).await {
-            Ok(fresh) => break fresh,
+    let (fresh, touched) = loop {
+        match batch.apply(pool).await {
+            Ok(applied) => break applied,
             Err(e) if error::is_retryable_conflict(&e) && attempt < CONFLICT_RETRIES => attempt += 1,
             Err(e) => return Err(error::map("append", e)),
         }
     };
+    let due = tracker.record(tenant, &touched);
+    if !due.is_empty() && compact::compact(pool, tenant, &due).await.is_err() {
+        tracker.retry_later(tenant, &due);
+    }
     Ok(outcome(events, &fresh, &repeated))
 }
 
-async fn apply(pool: &PgPool, tenant: &str, unique: &[&Event], rows: &copy::CopyRows) -> sqlx::Result<HashSet<String>> {
-    let ids: Vec<&str> = unique.iter().map(|e| e.id.as_str()).collect();
-    let mut tx = pool.begin().await?;
-    let claimed: Vec<String> = sqlx::query_scalar(CLAIM_IDS)
-        .bind(tenant)
-        .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await?;
-    if claimed.is_empty() {
-        tx.commit().await?;
-        return Ok(HashSet::new());
+/// A batch's distinct events with their `COPY` rows, encoded once for every attempt.
+struct Batch<'a> {
+    tenant: &'a str,
+    events: Vec<&'a Event>,
+    rows: copy::CopyRows,
+    ledger: copy::CopyRows,
+}
+
+impl<'a> Batch<'a> {
+    fn encode(tenant: &'a str, events: Vec<&'a Event>) -> Self {
+        let mut by_id = events.clone();
+        by_id.sort_unstable_by(|a, b| a.id.as_str().as_bytes().cmp(b.id.as_str().as_bytes()));
+        Self {
+            tenant,
+            rows: copy::event_rows(tenant, &events),
+            ledger: copy::ledger_rows(tenant, &by_id),
+            events,
+        }
     }
-    let fresh: HashSet<String> = claimed.into_iter().collect();
-    let is_new: Vec<bool> = ids.iter().map(|id| fresh.contains(*id)).collect();
-    let mut copy = tx.copy_in_raw(COPY_EVENTS).await?;
-    copy.send(rows.select(&is_new)).await?;
+
+    /// Runs the transaction; returns the ids it stored and the periods it appended rows to.
+    async fn apply(&self, pool: &PgPool) -> sqlx::Result<(HashSet<String>, Vec<PeriodKey>)> {
+        let mut tx = pool.begin().await?;
+        let is_new = self.claim(&mut tx).await?;
+        let new_events: Vec<&Event> = self
+            .events
+            .iter()
+            .zip(&is_new)
+            .filter(|(_, new)| **new)
+            .map(|(e, _)| *e)
+            .collect();
+        if new_events.is_empty() {
+            tx.commit().await?;
+            return Ok((HashSet::new(), Vec::new()));
+        }
+        copy_in(
+            &mut tx,
+            &format!("COPY events ({}) FROM STDIN (FORMAT binary)", copy::EVENT_COLUMNS),
+            self.rows.stream_of(&is_new),
+        )
+        .await?;
+        let (period_rows, touched) = stats::batch_rows(self.tenant, &new_events);
+        compact::copy_period_rows(&mut tx, &period_rows).await?;
+        exposures::add(&mut tx, self.tenant, &new_events).await?;
+        tx.commit().await?;
+        let fresh = new_events.iter().map(|e| e.id.as_str().to_owned()).collect();
+        Ok((fresh, touched))
+    }
+
+    /// Claims the ids in the ledger; returns which of `self.events` are new.
+    async fn claim(&self, conn: &mut PgConnection) -> sqlx::Result<Vec<bool>> {
+        let mut savepoint = sqlx::Connection::begin(&mut *conn).await?;
+        let copied = copy_in(
+            &mut savepoint,
+            "COPY event_ids (tenant_id, id) FROM STDIN (FORMAT binary)",
+            self.ledger.stream(),
+        )
+        .await;
+        match copied {
+            Ok(()) => {
+                savepoint.commit().await?;
+                return Ok(vec![true; self.events.len()]);
+            }
+            Err(e) if error::is_unique_violation(&e) => savepoint.rollback().await?,
+            Err(e) => return Err(e),
+        }
+        let ids: Vec<&str> = self.events.iter().map(|e| e.id.as_str()).collect();
+        let claimed: Vec<String> = sqlx::query_scalar(CLAIM_IDS)
+            .bind(self.tenant)
+            .bind(&ids)
+            .fetch_all(&mut *conn)
+            .await?;
+        let claimed: HashSet<String> = claimed.into_iter().collect();
+        Ok(ids.iter().map(|id| claimed.contains(*id)).collect())
+    }
+}
+
+async fn copy_in(conn: &mut PgConnection, statement: &str, data: Vec<u8>) -> sqlx::Result<()> {
+    let mut copy = conn.copy_in_raw(statement).await?;
+    copy.send(data).await?;
     copy.finish().await?;
-    let new_events: Vec<&Event> = unique
-        .iter()
-        .zip(&is_new)
-        .filter(|(_, new)| **new)
-        .map(|(e, _)| *e)
-        .collect();
-    derived::add_rollups(&mut tx, tenant, &new_events).await?;
-    derived::add_experiment_state(&mut tx, tenant, &new_events).await?;
-    derived::add_to_sketches(&mut tx, tenant, &new_events).await?;
-    tx.commit().await?;
-    Ok(fresh)
+    Ok(())
 }
 
 /// The batch without repeated ids (first occurrence kept), and the positions of the repeats.

@@ -1,0 +1,168 @@
+//! Compaction: merging the `period_stats` rows of a period into one.
+//!
+//! Every ingested batch appends a row per hour and day it touches, so a period's row count grows
+//! with the batches that touched it, and so does the work of every query over it. Compaction
+//! takes a period's rows out with `DELETE … RETURNING` and puts back their merge, in one
+//! transaction. That is safe beside everything else that runs:
+//! - a batch committing meanwhile appends a row the `DELETE` did not see, so it stays, uncounted
+//!   by the merge and still counted by queries;
+//! - two compactions of one period: the second waits for the first's row locks, then skips the
+//!   rows the first deleted, so every row is merged exactly once;
+//! - a query sees the rows before or the merge after (one statement, one snapshot), never both.
+//!
+//! Each store instance counts the rows it appended per period ([`CompactionTracker`]) and
+//! compacts a period after its `compact_after`-th, at the end of the `append` call that wrote it,
+//! so rows per period stay bounded without a background task. [`compact_all`] compacts every
+//! period with more than one row (after a restart lost the counts, or as a maintenance step).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, PoisonError};
+
+use sqlx::{PgConnection, PgPool};
+
+use crate::error;
+use crate::ingest::copy::CopyRows;
+use crate::stats::{self, PeriodKey, PeriodStats};
+
+/// Rows appended per period by this store instance since the period was last compacted.
+#[derive(Debug)]
+pub(crate) struct CompactionTracker {
+    compact_after: u32,
+    appended: Mutex<HashMap<(String, PeriodKey), u32>>,
+}
+
+impl CompactionTracker {
+    /// A tracker that declares a period due after `compact_after` appended rows (0: never).
+    pub(crate) fn new(compact_after: u32) -> Self {
+        Self {
+            compact_after,
+            appended: Mutex::default(),
+        }
+    }
+
+    /// Counts one appended row for each of `keys` and returns those now due for compaction
+    /// (they start counting again from zero).
+    pub(crate) fn record(&self, tenant: &str, keys: &[PeriodKey]) -> Vec<PeriodKey> {
+        if self.compact_after == 0 {
+            return Vec::new();
+        }
+        let mut appended = self.appended.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut due = Vec::new();
+        for key in keys {
+            let count = appended.entry((tenant.to_owned(), *key)).or_insert(0);
+            *count += 1;
+            if *count >= self.compact_after {
+                appended.remove(&(tenant.to_owned(), *key));
+                due.push(*key);
+            }
+        }
+        due
+    }
+
+    /// Marks `keys` due again at the next append that touches them (a compaction failed).
+    pub(crate) fn retry_later(&self, tenant: &str, keys: &[PeriodKey]) {
+        let mut appended = self.appended.lock().unwrap_or_else(PoisonError::into_inner);
+        for key in keys {
+            appended.insert((tenant.to_owned(), *key), self.compact_after.saturating_sub(1));
+        }
+    }
+}
+
+const TAKE_ROWS: &str = "
+DELETE FROM period_stats p
+USING unnest($2::smallint[], $3::bigint[]) AS k (level, period)
+WHERE p.tenant_id = $1 AND p.level = k.level AND p.period = k.period
+RETURNING p.level, p.period, p.events, p.counts, p.users";
+
+type StoredRow = (i16, i64, i64, Vec<u8>, Option<Vec<u8>>);
+
+/// Merges the rows of each of `tenant`'s `keys` into one; returns how many rows were removed.
+pub(crate) async fn compact(pool: &PgPool, tenant: &str, keys: &[PeriodKey]) -> analytics_core::Result<u64> {
+    let mut tx = pool.begin().await.map_err(|e| error::map("compaction", e))?;
+    let removed = compact_in(&mut tx, tenant, keys).await?;
+    tx.commit().await.map_err(|e| error::map("compaction", e))?;
+    Ok(removed)
+}
+
+async fn compact_in(conn: &mut PgConnection, tenant: &str, keys: &[PeriodKey]) -> analytics_core::Result<u64> {
+    let (levels, periods): (Vec<i16>, Vec<i64>) = keys.iter().copied().unzip();
+    let taken: Vec<StoredRow> = sqlx::query_as(TAKE_ROWS)
+        .bind(tenant)
+        .bind(levels)
+        .bind(periods)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| error::map("compaction", e))?;
+    let removed = taken.len() as u64;
+    let mut merged: BTreeMap<PeriodKey, PeriodStats> = BTreeMap::new();
+    for (level, period, events, counts, users) in &taken {
+        merged
+            .entry((*level, *period))
+            .or_default()
+            .add_row(*events, counts, users.as_deref())?;
+    }
+    let mut rows = CopyRows::with_capacity(merged.len(), 1024);
+    for (key, stats) in &merged {
+        stats.write(&mut rows, tenant, *key);
+    }
+    if rows.len() > 0 {
+        copy_period_rows(conn, &rows)
+            .await
+            .map_err(|e| error::map("compaction", e))?;
+    }
+    Ok(removed)
+}
+
+/// Appends `rows` (written by [`PeriodStats::write`] or [`stats::batch_rows`]) to `period_stats`.
+pub(crate) async fn copy_period_rows(conn: &mut PgConnection, rows: &CopyRows) -> sqlx::Result<()> {
+    let statement = format!("COPY period_stats ({}) FROM STDIN (FORMAT binary)", stats::COLUMNS);
+    let mut copy = conn.copy_in_raw(&statement).await?;
+    copy.send(rows.stream()).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+/// How many periods one compaction transaction merges at most.
+const KEYS_PER_TRANSACTION: usize = 1_000;
+
+/// Compacts every period of every tenant that has more than one row; returns how many rows were
+/// removed (merged into others).
+pub(crate) async fn compact_all(pool: &PgPool) -> analytics_core::Result<u64> {
+    let due: Vec<(String, i16, i64)> = sqlx::query_as(
+        "SELECT tenant_id, level, period FROM period_stats GROUP BY 1, 2, 3 HAVING count(*) > 1 ORDER BY 1, 2, 3",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(|e| error::map("compaction", e))?;
+    let mut by_tenant: BTreeMap<String, Vec<PeriodKey>> = BTreeMap::new();
+    for (tenant, level, period) in due {
+        by_tenant.entry(tenant).or_default().push((level, period));
+    }
+    let mut removed = 0;
+    for (tenant, keys) in by_tenant {
+        for chunk in keys.chunks(KEYS_PER_TRANSACTION) {
+            removed += compact(pool, &tenant, chunk).await?;
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_fall_due_after_the_threshold_and_start_over() {
+        let tracker = CompactionTracker::new(3);
+        let (a, b) = ((0, 10), (1, 0));
+        assert!(tracker.record("t", &[a, b]).is_empty());
+        assert!(tracker.record("t", &[a]).is_empty());
+        assert!(tracker.record("other", &[a]).is_empty(), "counted per tenant");
+        assert_eq!(tracker.record("t", &[a, b]), [a]);
+        assert_eq!(tracker.record("t", &[b]), [b]);
+        assert!(tracker.record("t", &[a]).is_empty());
+        tracker.retry_later("t", &[b]);
+        assert_eq!(tracker.record("t", &[b]), [b]);
+        assert!(CompactionTracker::new(0).record("t", &[a, a, a]).is_empty());
+    }
+}

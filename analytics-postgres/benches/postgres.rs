@@ -2,9 +2,11 @@
 
 //! The PostgreSQL store's figures, each side by side with its baseline in one run:
 //!
-//! - ingest: the batch API (COPY, 10,000-event batches) vs row-by-row `INSERT` of the same
-//!   events into the seeds' table (one autocommitted statement per event, as the seeds do; timed
-//!   on the first `ROW_SAMPLE` events, default 20,000, because the full set would take hours);
+//! - ingest: the batch API (10,000-event batches in the generator's order, which spreads every
+//!   batch over all 90 days) vs row-by-row `INSERT` of the same events into the seeds' table (one
+//!   autocommitted statement per event, as the seeds do; timed on `ROW_SAMPLE` events, default
+//!   20,000, because the full set would take hours). Both from one caller (the first half of the
+//!   events) and from `STREAMS` concurrent callers (default 2; the second half);
 //! - a cold (uncached) 31-day summary: `PostgresStore::summary` (rollups + sketches, and with
 //!   exact unique users) vs the seeds' raw SQL over the same rows (total, COUNT(DISTINCT user),
 //!   by type, daily series, top 10 pages, devices — run concurrently, as seed 003 does);
@@ -17,10 +19,11 @@
 //! measures only the summaries).
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use analytics_core::generator::{EventGenerator, GeneratorConfig};
-use analytics_core::model::Event;
+use analytics_core::model::{Event, TenantId};
 use analytics_core::query::{Granularity, Query, QueryPlan, SummaryRequest};
 use analytics_core::store::EventStore;
 use analytics_core::testkit;
@@ -36,16 +39,11 @@ fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|n| n.parse().ok()).unwrap_or(default)
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 struct Fixture {
     runtime: tokio::runtime::Runtime,
     store: PostgresStore,
     seed_pool: PgPool,
-    tenant: analytics_core::model::TenantId,
+    tenant: TenantId,
     events: usize,
 }
 
@@ -116,42 +114,25 @@ fn setup(url: &str) -> Fixture {
         };
     }
 
-    // Ingest through the batch API.
-    let mut per_batch = Vec::new();
-    let started = Instant::now();
-    for chunk in events.chunks(BATCH) {
-        let t = Instant::now();
-        let outcome = runtime.block_on(store.append(&tenant, chunk)).expect("append");
-        assert_eq!(outcome.accepted.len(), chunk.len());
-        per_batch.push(chunk.len() as f64 / t.elapsed().as_secs_f64());
-    }
-    let batch_rate = events.len() as f64 / started.elapsed().as_secs_f64();
+    // Ingest through the batch API: the first half of the events from one caller, the rest
+    // from `STREAMS` concurrent callers (a service ingests several requests at once).
+    let streams = env_usize("STREAMS", 2).max(1);
+    let (first_half, second_half) = events.split_at(events.len() / 2);
+    let one_caller = ingest_rate(&runtime, &store, &tenant, first_half, 1);
+    let many_callers = ingest_rate(&runtime, &store, &tenant, second_half, streams);
 
-    // The seeds' table and row-by-row INSERT of the same events.
-    let sample = env_usize("ROW_SAMPLE", 20_000).min(events.len());
-    let row_rate = runtime.block_on(async {
-        sqlx::raw_sql(SEED_SCHEMA).execute(&seed_pool).await.expect("seed schema");
-        let started = Instant::now();
-        for e in &events[..sample] {
-            sqlx::query(
-                "INSERT INTO seed_events (id, tenant_id, user_id, event_type, page, device, browser, country, created_at, properties) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(e.id.as_str())
-            .bind(e.tenant_id.as_str())
-            .bind(e.user_id.as_ref().map(|u| u.as_str()))
-            .bind(e.event_type.as_str())
-            .bind(e.page.as_ref().map(|v| v.as_str()))
-            .bind(e.device.as_ref().map(|v| v.as_str()))
-            .bind(e.browser.as_ref().map(|v| v.as_str()))
-            .bind(e.country.as_ref().map(|v| v.as_str()))
-            .bind(e.timestamp)
-            .bind(sqlx::types::Json(&*e.properties))
+    // The seeds' table and row-by-row INSERT of the same events, from one connection and from
+    // `STREAMS` concurrent ones (like-for-like with the batch API figures).
+    let sample = env_usize("ROW_SAMPLE", 20_000).min(events.len() / 2);
+    runtime.block_on(async {
+        sqlx::raw_sql(SEED_SCHEMA)
             .execute(&seed_pool)
             .await
-            .expect("row insert");
-        }
-        let rate = sample as f64 / started.elapsed().as_secs_f64();
+            .expect("seed schema");
+    });
+    let row_one = row_by_row_rate(&runtime, &seed_pool, &events[..sample], 1);
+    let row_many = row_by_row_rate(&runtime, &seed_pool, &events[sample..2 * sample], streams);
+    runtime.block_on(async {
         // The rest of the seeds' table, untimed, so both summaries read the same rows.
         sqlx::raw_sql(
             "INSERT INTO seed_events SELECT id, tenant_id, user_id, event_type, page, device, browser, country, ts, properties \
@@ -160,16 +141,15 @@ fn setup(url: &str) -> Fixture {
         .execute(&seed_pool)
         .await
         .expect("fill seed table");
-        rate
     });
     println!(
-        "ingest of {} events: batch API {:.0} events/s overall (median batch {:.0} events/s); \
-         row-by-row INSERT {:.0} events/s over {sample} events; ratio {:.1}x",
+        "ingest of {} events (generator order, 10,000-event batches): \
+         1 caller: batch API {one_caller:.0} events/s vs row-by-row INSERT {row_one:.0} events/s ({:.1}x); \
+         {streams} callers: batch API {many_callers:.0} events/s vs row-by-row INSERT {row_many:.0} events/s ({:.1}x); \
+         row-by-row timed on {sample} events each",
         events.len(),
-        batch_rate,
-        median(per_batch),
-        row_rate,
-        batch_rate / row_rate
+        one_caller / row_one,
+        many_callers / row_many,
     );
     Fixture {
         runtime,
@@ -178,6 +158,65 @@ fn setup(url: &str) -> Fixture {
         tenant,
         events: events.len(),
     }
+}
+
+/// Events per second appending `events` in `BATCH`-event batches from `streams` concurrent callers.
+fn ingest_rate(
+    runtime: &tokio::runtime::Runtime,
+    store: &PostgresStore,
+    tenant: &TenantId,
+    events: &[Event],
+    streams: usize,
+) -> f64 {
+    let chunks: Vec<&[Event]> = events.chunks(BATCH).collect();
+    let next = AtomicUsize::new(0);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..streams {
+            scope.spawn(|| {
+                while let Some(chunk) = chunks.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let outcome = runtime.block_on(store.append(tenant, chunk)).expect("append");
+                    assert_eq!(outcome.accepted.len(), chunk.len());
+                }
+            });
+        }
+    });
+    events.len() as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Events per second inserting `events` one autocommitted `INSERT` each (as the seeds do) from
+/// `streams` concurrent connections.
+fn row_by_row_rate(runtime: &tokio::runtime::Runtime, pool: &PgPool, events: &[Event], streams: usize) -> f64 {
+    let next = AtomicUsize::new(0);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..streams {
+            scope.spawn(|| {
+                while let Some(e) = events.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    runtime
+                        .block_on(
+                            sqlx::query(
+                                "INSERT INTO seed_events (id, tenant_id, user_id, event_type, page, device, browser, \
+                                 country, created_at, properties) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                            )
+                            .bind(e.id.as_str())
+                            .bind(e.tenant_id.as_str())
+                            .bind(e.user_id.as_ref().map(|u| u.as_str()))
+                            .bind(e.event_type.as_str())
+                            .bind(e.page.as_ref().map(|v| v.as_str()))
+                            .bind(e.device.as_ref().map(|v| v.as_str()))
+                            .bind(e.browser.as_ref().map(|v| v.as_str()))
+                            .bind(e.country.as_ref().map(|v| v.as_str()))
+                            .bind(e.timestamp)
+                            .bind(sqlx::types::Json(&*e.properties))
+                            .execute(pool),
+                        )
+                        .expect("row insert");
+                }
+            });
+        }
+    });
+    events.len() as f64 / started.elapsed().as_secs_f64()
 }
 
 /// Seed 003's events table and indexes.

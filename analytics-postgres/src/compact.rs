@@ -103,7 +103,7 @@ async fn compact_in(conn: &mut PgConnection, tenant: &str, keys: &[PeriodKey]) -
     }
     let mut rows = CopyRows::with_capacity(merged.len(), 1024);
     for (key, stats) in &merged {
-        stats.write(&mut rows, tenant, *key);
+        stats.write(&mut rows, tenant, *key)?;
     }
     if rows.len() > 0 {
         copy_period_rows(conn, &rows)

@@ -95,7 +95,10 @@ pub(crate) async fn list(pool: &PgPool, tenant: &TenantId, query: &EventListQuer
         }
         Pagination::Cursor { after, .. } => {
             if let Some(cursor) = after {
-                sql.push(" AND (e.ts, e.id) < (")
+                // `ts <=` is implied by the row comparison; spelled out, it bounds the index scan.
+                sql.push(" AND e.ts <= ")
+                    .push_bind(cursor.timestamp)
+                    .push(" AND (e.ts, e.id) < (")
                     .push_bind(cursor.timestamp)
                     .push(", ")
                     .push_bind(cursor.id.as_str())

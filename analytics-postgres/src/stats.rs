@@ -37,6 +37,17 @@ pub(crate) enum Dim {
     Browser,
     /// Country.
     Country,
+    /// An experiment's variant: the value is [`variant_value`] of the two.
+    Variant,
+}
+
+/// Separates experiment and variant in a [`Dim::Variant`] value (ids never contain control
+/// characters).
+pub(crate) const VARIANT_SEPARATOR: char = '\u{1f}';
+
+/// The [`Dim::Variant`] value of an experiment's variant.
+pub(crate) fn variant_value(experiment: &str, variant: &str) -> String {
+    format!("{experiment}{VARIANT_SEPARATOR}{variant}")
 }
 
 /// A (level, period) key.
@@ -48,15 +59,17 @@ pub(crate) fn periods_of(event: &Event) -> [PeriodKey; 2] {
     [(LEVEL_HOUR, hour), (LEVEL_DAY, hour.div_euclid(24))]
 }
 
-/// The contents of one row, or of the merge of several.
+/// The contents of several stored rows of one period, being merged into one.
 #[derive(Debug, Default)]
 pub(crate) struct PeriodStats {
     /// Events counted.
     pub(crate) events: u64,
     /// Events per (dimension, value).
     pub(crate) counts: BTreeMap<(Dim, String), u64>,
-    /// The identified users seen, if any.
-    pub(crate) users: Option<UserSketch>,
+    /// The rows' encoded user sketches, merged at the end in one pass
+    /// ([`UserSketch::union_of`]; merging sparse sketches one by one rewrites the growing list
+    /// each time).
+    pub(crate) users: Vec<Vec<u8>>,
 }
 
 impl PeriodStats {
@@ -67,19 +80,31 @@ impl PeriodStats {
             *self.counts.entry((dim, value.to_owned())).or_insert(0) += n;
         }
         if let Some(bytes) = users {
-            let sketch = UserSketch::decode(bytes)?;
-            match &mut self.users {
-                Some(merged) => merged.merge(&sketch),
-                None => self.users = Some(sketch),
-            }
+            self.users.push(bytes.to_vec());
         }
         Ok(())
     }
 
-    /// Writes the row of `tenant`'s `key` in [`COLUMNS`] order.
-    pub(crate) fn write(&self, rows: &mut CopyRows, tenant: &str, (level, period): PeriodKey) {
+    /// The merged users of the rows added, if any had users.
+    pub(crate) fn merged_users(&self) -> Result<Option<UserSketch>> {
+        match self.users.as_slice() {
+            [] => Ok(None),
+            sketches => UserSketch::union_of(sketches).map(Some),
+        }
+    }
+
+    /// Writes the merged row of `tenant`'s `key` in [`COLUMNS`] order.
+    pub(crate) fn write(&self, rows: &mut CopyRows, tenant: &str, (level, period): PeriodKey) -> Result<()> {
         let counts: Vec<(Dim, &str, u64)> = self.counts.iter().map(|((d, v), n)| (*d, v.as_str(), *n)).collect();
-        write_row(rows, tenant, (level, period), self.events, &counts, self.users.as_ref());
+        write_row(
+            rows,
+            tenant,
+            (level, period),
+            self.events,
+            &counts,
+            self.merged_users()?.as_ref(),
+        );
+        Ok(())
     }
 }
 
@@ -113,6 +138,7 @@ pub(crate) fn decode_counts(bytes: &[u8]) -> Result<Vec<(Dim, &str, u64)>> {
 struct BatchShare<'a> {
     events: u64,
     counts: HashMap<(Dim, &'a str), u64>,
+    variants: HashMap<(&'a str, &'a str), u64>,
     users: Vec<&'a str>,
 }
 
@@ -135,6 +161,12 @@ pub(crate) fn batch_rows(tenant: &str, events: &[&Event]) -> (CopyRows, Vec<Peri
                     *share.counts.entry((dim, value)).or_insert(0) += 1;
                 }
             }
+            if let (Some(experiment), Some(variant)) = (&event.experiment_id, &event.variant) {
+                *share
+                    .variants
+                    .entry((experiment.as_str(), variant.as_str()))
+                    .or_insert(0) += 1;
+            }
             if let Some(user) = &event.user_id {
                 share.users.push(user.as_str());
             }
@@ -143,7 +175,13 @@ pub(crate) fn batch_rows(tenant: &str, events: &[&Event]) -> (CopyRows, Vec<Peri
     let mut rows = CopyRows::with_capacity(shares.len(), 256);
     let keys = shares.keys().copied().collect();
     for (key, share) in shares {
+        let variants: Vec<(String, u64)> = share
+            .variants
+            .into_iter()
+            .map(|((experiment, variant), n)| (variant_value(experiment, variant), n))
+            .collect();
         let mut counts: Vec<(Dim, &str, u64)> = share.counts.into_iter().map(|((d, v), n)| (d, v, n)).collect();
+        counts.extend(variants.iter().map(|(v, n)| (Dim::Variant, v.as_str(), *n)));
         counts.sort_unstable();
         let users = (!share.users.is_empty()).then(|| {
             let mut sketch = UserSketch::default();
@@ -209,7 +247,8 @@ mod tests {
         assert_eq!(merged.events, 6);
         assert_eq!(merged.counts[&(Dim::Page, "/x".to_owned())], 3);
         assert_eq!(merged.counts[&(Dim::Type, "view".to_owned())], 3);
-        assert_eq!(merged.users.as_mut().map(UserSketch::estimate), Some(2));
+        assert_eq!(merged.merged_users().unwrap().map(|mut s| s.estimate()), Some(2));
+        assert!(PeriodStats::default().merged_users().unwrap().is_none());
     }
 
     #[test]

@@ -12,8 +12,10 @@ use sqlx::PgPool;
 use crate::compact::{self, CompactionTracker};
 use crate::config::PostgresConfig;
 use crate::error::{self, corrupt};
+use crate::ingest::{IngestState, KnownExposures};
 use crate::partitions::Partitions;
-use crate::{events, ingest, rebuild, registry, summary};
+use crate::stats::{Dim, LEVEL_DAY, VARIANT_SEPARATOR};
+use crate::{events, ingest, rebuild, registry, stats, summary};
 
 /// The PostgreSQL [`EventStore`]. See the [crate docs](crate) for the schema and the figures.
 ///
@@ -23,7 +25,7 @@ pub struct PostgresStore {
     write: PgPool,
     read: PgPool,
     partitions: Partitions,
-    compaction: CompactionTracker,
+    ingest: IngestState,
 }
 
 impl PostgresStore {
@@ -46,7 +48,10 @@ impl PostgresStore {
             write,
             read,
             partitions: Partitions::default(),
-            compaction: CompactionTracker::new(config.compaction_threshold()),
+            ingest: IngestState {
+                compaction: CompactionTracker::new(config.compaction_threshold()),
+                exposures: KnownExposures::default(),
+            },
         })
     }
 
@@ -74,10 +79,12 @@ impl PostgresStore {
         self.read.close().await;
     }
 
-    /// Whole-experiment counts per variant from the per-user experiment state kept at ingest:
-    /// `events` (of identified users), distinct `users`, and `conversions` — users with at least
-    /// one event of `conversion_event_type` in that variant. Exact, and independent of any time
-    /// range; costs one row per (variant, user), not a scan of the experiment's events.
+    /// Whole-experiment counts per variant: `events` (every event carrying the experiment and
+    /// the variant, as the reference counts them), distinct `users`, and `conversions` — users
+    /// with at least one event of `conversion_event_type` in that variant. Exact, and independent
+    /// of any time range: users and conversions come from the per-user experiment state kept at
+    /// ingest (one row per variant and user), events from the daily `period_stats` rows — never
+    /// a scan of the experiment's events.
     ///
     /// # Errors
     /// Transient errors when the server is unreachable.
@@ -87,28 +94,43 @@ impl PostgresStore {
         experiment: &ExperimentId,
         conversion_event_type: &EventType,
     ) -> Result<BTreeMap<VariantKey, VariantCounts>> {
-        let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
-            "SELECT variant, sum(events)::bigint, count(*), count(*) FILTER (WHERE $3 = ANY(event_types))
+        let users = sqlx::query_as::<_, (String, i64, i64)>(
+            "SELECT variant, count(*), count(*) FILTER (WHERE $3 = ANY(event_types))
              FROM experiment_users WHERE tenant_id = $1 AND experiment_id = $2 GROUP BY variant",
         )
         .bind(tenant.as_str())
         .bind(experiment.as_str())
         .bind(conversion_event_type.as_str())
-        .fetch_all(&self.read)
-        .await
-        .map_err(|e| error::map("experiment state", e))?;
+        .fetch_all(&self.read);
+        let days =
+            sqlx::query_scalar::<_, Vec<u8>>("SELECT counts FROM period_stats WHERE tenant_id = $1 AND level = $2")
+                .bind(tenant.as_str())
+                .bind(LEVEL_DAY)
+                .fetch_all(&self.read);
+        let (users, days) = futures_util::future::try_join(users, days)
+            .await
+            .map_err(|e| error::map("experiment state", e))?;
         let count = |n: i64| u64::try_from(n).map_err(|_| corrupt("count", n));
-        rows.into_iter()
-            .map(|(variant, events, users, conversions)| {
-                let key = VariantKey::parse(variant).map_err(|e| corrupt("variant", e))?;
-                let counts = VariantCounts {
-                    events: count(events)?,
-                    users: count(users)?,
-                    conversions: count(conversions)?,
-                };
-                Ok((key, counts))
-            })
-            .collect()
+        let variant = |v: &str| VariantKey::parse(v).map_err(|e| corrupt("variant", e));
+        let mut state: BTreeMap<VariantKey, VariantCounts> = BTreeMap::new();
+        for (name, users, conversions) in users {
+            let counts = state.entry(variant(&name)?).or_default();
+            counts.users = count(users)?;
+            counts.conversions = count(conversions)?;
+        }
+        for bytes in &days {
+            for (dim, value, n) in stats::decode_counts(bytes)? {
+                if dim != Dim::Variant {
+                    continue;
+                }
+                if let Some((id, name)) = value.split_once(VARIANT_SEPARATOR)
+                    && id == experiment.as_str()
+                {
+                    state.entry(variant(name)?).or_default().events += n;
+                }
+            }
+        }
+        Ok(state)
     }
 }
 
@@ -120,7 +142,7 @@ impl EventStore for PostgresStore {
         self.partitions
             .ensure(&self.write, events.iter().map(|e| e.timestamp))
             .await?;
-        ingest::append(&self.write, &self.compaction, tenant.as_str(), events).await
+        ingest::append(&self.write, &self.ingest, tenant.as_str(), events).await
     }
 
     async fn summary(&self, plan: &QueryPlan) -> Result<Aggregates> {

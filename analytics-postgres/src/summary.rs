@@ -212,7 +212,7 @@ async fn rollup_dims(pool: &PgPool, plan: &QueryPlan) -> Result<DimCounts> {
                 Dim::Type => DIM_TYPE,
                 Dim::Page => DIM_PAGE,
                 Dim::Device => DIM_DEVICE,
-                Dim::Browser | Dim::Country => continue,
+                Dim::Browser | Dim::Country | Dim::Variant => continue,
             };
             if wanted.contains(&code) {
                 *merged.entry((code, value)).or_insert(0) += i64::try_from(n).map_err(|_| corrupt("count", n))?;

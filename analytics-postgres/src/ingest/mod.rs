@@ -21,6 +21,8 @@
 pub(crate) mod copy;
 mod exposures;
 
+pub(crate) use exposures::KnownExposures;
+
 use std::collections::HashSet;
 
 use analytics_core::model::Event;
@@ -39,11 +41,20 @@ const CLAIM_IDS: &str = "INSERT INTO event_ids (tenant_id, id) \
 /// How often a batch that lost a deadlock or serialization race is retried.
 const CONFLICT_RETRIES: usize = 4;
 
+/// What a store remembers between batches so that it writes less.
+#[derive(Debug)]
+pub(crate) struct IngestState {
+    /// Rows appended per period since it was compacted.
+    pub(crate) compaction: CompactionTracker,
+    /// Experiment state this process committed.
+    pub(crate) exposures: KnownExposures,
+}
+
 /// Appends `events` (already checked to belong to `tenant`) in one transaction, then compacts
-/// the periods `tracker` declares due.
+/// the periods that are due.
 pub(crate) async fn append(
     pool: &PgPool,
-    tracker: &CompactionTracker,
+    state: &IngestState,
     tenant: &str,
     events: &[Event],
 ) -> Result<AppendOutcome> {
@@ -54,41 +65,48 @@ pub(crate) async fn append(
     let batch = Batch::encode(tenant, unique);
     let mut attempt = 0;
     let (fresh, touched) = loop {
-        match batch.apply(pool).await {
+        match batch.apply(pool, &state.exposures).await {
             Ok(applied) => break applied,
             Err(e) if error::is_retryable_conflict(&e) && attempt < CONFLICT_RETRIES => attempt += 1,
             Err(e) => return Err(error::map("append", e)),
         }
     };
-    let due = tracker.record(tenant, &touched);
+    let due = state.compaction.record(tenant, &touched);
     if !due.is_empty() && compact::compact(pool, tenant, &due).await.is_err() {
-        tracker.retry_later(tenant, &due);
+        state.compaction.retry_later(tenant, &due);
     }
     Ok(outcome(events, &fresh, &repeated))
 }
 
-/// A batch's distinct events with their `COPY` rows, encoded once for every attempt.
+/// A batch's distinct events with their `COPY` rows, encoded once for every attempt and before
+/// the transaction starts (client work that need not hold a connection).
 struct Batch<'a> {
     tenant: &'a str,
     events: Vec<&'a Event>,
     rows: copy::CopyRows,
     ledger: copy::CopyRows,
+    /// The `period_stats` rows of all the events (right unless some are duplicates).
+    periods: (copy::CopyRows, Vec<PeriodKey>),
 }
 
 impl<'a> Batch<'a> {
-    fn encode(tenant: &'a str, events: Vec<&'a Event>) -> Self {
+    fn encode(tenant: &'a str, mut events: Vec<&'a Event>) -> Self {
+        // Rows in time order: the time index is then filled in key order (each leaf page visited
+        // once, upper levels hot), and consecutive rows go to the same month's partition.
+        events.sort_by_key(|e| e.timestamp);
         let mut by_id = events.clone();
         by_id.sort_unstable_by(|a, b| a.id.as_str().as_bytes().cmp(b.id.as_str().as_bytes()));
         Self {
             tenant,
             rows: copy::event_rows(tenant, &events),
             ledger: copy::ledger_rows(tenant, &by_id),
+            periods: stats::batch_rows(tenant, &events),
             events,
         }
     }
 
     /// Runs the transaction; returns the ids it stored and the periods it appended rows to.
-    async fn apply(&self, pool: &PgPool) -> sqlx::Result<(HashSet<String>, Vec<PeriodKey>)> {
+    async fn apply(&self, pool: &PgPool, known: &KnownExposures) -> sqlx::Result<(HashSet<String>, Vec<PeriodKey>)> {
         let mut tx = pool.begin().await?;
         let is_new = self.claim(&mut tx).await?;
         let new_events: Vec<&Event> = self
@@ -108,12 +126,20 @@ impl<'a> Batch<'a> {
             self.rows.stream_of(&is_new),
         )
         .await?;
-        let (period_rows, touched) = stats::batch_rows(self.tenant, &new_events);
-        compact::copy_period_rows(&mut tx, &period_rows).await?;
-        exposures::add(&mut tx, self.tenant, &new_events).await?;
+        let recounted;
+        let (period_rows, touched) = if new_events.len() == self.events.len() {
+            &self.periods
+        } else {
+            recounted = stats::batch_rows(self.tenant, &new_events);
+            &recounted
+        };
+        compact::copy_period_rows(&mut tx, period_rows).await?;
+        let exposures = exposures::gather(&new_events);
+        exposures::write(&mut tx, self.tenant, &exposures, known).await?;
         tx.commit().await?;
+        known.record(self.tenant, &exposures);
         let fresh = new_events.iter().map(|e| e.id.as_str().to_owned()).collect();
-        Ok((fresh, touched))
+        Ok((fresh, touched.clone()))
     }
 
     /// Claims the ids in the ledger; returns which of `self.events` are new.

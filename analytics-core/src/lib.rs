@@ -41,6 +41,8 @@
 //!   decorator), rate limiting ([`RateLimiter`](resilience::RateLimiter) over a
 //!   [`RateLimitStore`](resilience::RateLimitStore), in-process by default), load shedding and
 //!   degradation ([`LoadShedder`](resilience::LoadShedder)).
+//! - [`experiments`]: deterministic assignment to variants and results with significance
+//!   (z-test, confidence intervals, sample ratio mismatch, chance to beat control).
 //! - [`Analytics`]: the facade. [`clock`]: injected time. [`Error`]: the one error type.
 //! - `testkit` (feature): the conformance suites every backend runs; `generator` (feature): a
 //!   seeded realistic event generator.
@@ -60,11 +62,15 @@
 //!   store uses `papaya` (a lock-free map) and `foldhash`; `SystemClock` reads the TSC through
 //!   `quanta`. The breaker is hand-written for the same reason as the limiter: resilience4j
 //!   semantics with guard permits and virtual time, which no maintained crate offers.
+//! - Experiment statistics use `statrs` (without its default `nalgebra` and `rand` features) for
+//!   the normal, chi-square and Beta functions; the tests themselves (a handful of formulas) are
+//!   written out in [`experiments::stats`] and checked against scipy.
 
 pub mod analytics;
 pub mod cache;
 pub mod clock;
 pub mod error;
+pub mod experiments;
 #[cfg(feature = "generator")]
 pub mod generator;
 pub mod model;
@@ -76,6 +82,6 @@ pub mod store;
 pub mod testkit;
 
 pub use analytics::{
-    Analytics, AnalyticsBuilder, ChangeNotice, HealthReport, HealthStatus, ServingPolicy, SummaryOptions,
+    Analytics, AnalyticsBuilder, Assignment, ChangeNotice, HealthReport, HealthStatus, ServingPolicy, SummaryOptions,
 };
 pub use error::{Error, ErrorKind, Result};

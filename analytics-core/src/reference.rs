@@ -17,10 +17,13 @@
 //! - `variants` (only when filtering on an experiment): per variant of events carrying that
 //!   experiment and a variant — `events`, distinct `users`, and `conversions`: distinct users
 //!   with an event of the query's conversion event type in that variant.
+//!
+//! [`experiment_counts`] defines the same per-variant counts over a whole experiment (every event
+//! of the tenant carrying it, whatever its time), which experiment results analyse.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::model::{Event, UserId, VariantKey};
+use crate::model::{Event, EventType, ExperimentId, TenantId, UserId, VariantKey};
 use crate::query::{Aggregates, Query, TOP_PAGES, VariantCounts, rank_counts, time};
 
 /// Aggregates `events` (of any tenants) for `query`, by definition.
@@ -83,6 +86,45 @@ pub fn aggregate<'a>(events: impl IntoIterator<Item = &'a Event>, query: &Query)
                 .collect()
         }),
     }
+}
+
+/// Per-variant counts of `experiment` over all of `tenant`'s `events`: `events` carrying the
+/// experiment and a variant, distinct identified `users`, and `conversions` — distinct users with
+/// an event of `conversion` in that variant.
+pub fn experiment_counts<'a>(
+    events: impl IntoIterator<Item = &'a Event>,
+    tenant: &TenantId,
+    experiment: &ExperimentId,
+    conversion: &EventType,
+) -> BTreeMap<VariantKey, VariantCounts> {
+    let mut variants: BTreeMap<VariantKey, VariantTally> = BTreeMap::new();
+    for event in events {
+        let (Some(id), Some(variant)) = (&event.experiment_id, &event.variant) else {
+            continue;
+        };
+        if event.tenant_id != *tenant || id != experiment {
+            continue;
+        }
+        let tally = variants.entry(variant.clone()).or_default();
+        tally.events += 1;
+        if let Some(user) = &event.user_id {
+            tally.users.insert(user.clone());
+            if event.event_type == *conversion {
+                tally.converted.insert(user.clone());
+            }
+        }
+    }
+    variants
+        .into_iter()
+        .map(|(key, t)| {
+            let counts = VariantCounts {
+                events: t.events,
+                users: t.users.len() as u64,
+                conversions: t.converted.len() as u64,
+            };
+            (key, counts)
+        })
+        .collect()
 }
 
 #[derive(Default)]

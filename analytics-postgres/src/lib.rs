@@ -21,38 +21,76 @@
 //!
 //! - `events`: raw rows, partitioned by month on the timestamp (`events_pYYYYMM`, created as
 //!   events arrive, one month ahead) with a default partition, so no event is refused for its
-//!   date. Index: a btree on `(tenant_id, ts, id)` — every raw read (range edges, filtered
-//!   summaries, the event log's keyset pages) is one tenant's time range in (ts, id) order. A
-//!   BRIN on `ts` is a fraction of the size but cannot order a page of the log or skip other
-//!   tenants' rows inside a block range, so it is not enough on its own here.
+//!   date. Index: a btree on `(tenant_id, ts)` — every raw read (range edges, filtered
+//!   summaries, the event log's keyset pages, which sort the rare id ties) is one tenant's time
+//!   range. A BRIN on `ts` is a fraction of the size but cannot order a page of the log or skip
+//!   other tenants' rows inside a block range, and is useless when events arrive out of order.
 //! - `event_ids`: the idempotency ledger. A unique index on a partitioned table must contain the
 //!   partition key, which would let a retry with another timestamp in; ids are deduplicated here.
-//! - `rollups`: one `(level, dimension, period, value) → count` table for event type, page,
-//!   device, browser and country, per UTC hour and per UTC day. One table rather than one per
-//!   dimension: ingestion is one upsert statement, and a summary reads each dimension as one
-//!   contiguous index range either way. No cross-product table (it does not compress).
-//! - `user_sketches`: a HyperLogLog++ sketch of the users per (tenant, hour) and (tenant, day);
-//!   see [`sketch`](crate#unique-users) below.
-//! - `experiment_users`: per (tenant, experiment, variant, user) the first exposure, last event,
-//!   event count and event types, kept at ingest; [`PostgresStore::experiment_state`] answers
-//!   whole-experiment variant counts exactly from it.
+//! - `period_stats`: per (tenant, UTC hour) and (tenant, UTC day), the number of events, their
+//!   counts per event type, page, device, browser, country and experiment variant, and a
+//!   HyperLogLog++ sketch of their users (see [below](crate#unique-users)). Append-only: every
+//!   batch adds one row per period it touches, holding only its own share, and rows of a period
+//!   add up; compaction merges them (see [below](crate#compaction)).
+//! - `experiment_users`: per (tenant, experiment, variant, user) the first exposure and the set
+//!   of event types seen, kept at ingest; [`PostgresStore::experiment_state`] answers
+//!   whole-experiment variant counts exactly from it (and variant event counts from
+//!   `period_stats`).
 //! - `tenants`, `api_keys` (SHA-256 hashes only), `experiments`.
+//!
+//! Key text columns are `COLLATE "C"`: byte-wise comparison, instead of the database default's
+//! locale-aware one that showed up in the ingest profile.
+//!
+//! ## Why per-period rows rather than per-dimension counters
+//!
+//! The first layout kept one `(level, dimension, period, value) → count` row per counter,
+//! upserted by each batch, and a sketch per period rewritten by each batch. Measured at 1M
+//! events with batches in the generator's order (every batch spread over all 90 days): a batch
+//! upserted ~57,000 counter rows (160 ms of its ~290 ms) and rewrote ~2,250 sketches, dense ones
+//! 12 KiB each (30 ms, growing with the data: at 10M events a batch rewrote ~26 MB of sketches).
+//! Appending one row per touched period costs ~6 ms per batch whatever the data size, takes no
+//! row locks (concurrent batches never wait for each other there), and a query reads a few rows
+//! per period instead of one per counter. The dimensions stay separate counts inside a row —
+//! nothing is counted per combination of dimensions.
 //!
 //! # Ingestion
 //!
-//! A batch is one transaction: claim the batch's ids in the ledger (`ON CONFLICT DO NOTHING
-//! RETURNING`), `COPY` only the new events into `events`, and feed only those to the rollups, the
-//! experiment state and the sketches. Duplicates — earlier in the batch or stored before — are
-//! reported, never counted. Counters are upserted (`n = n + excluded.n`) and sketches are locked
-//! in key order, so concurrent batches for the same tenant and hour stay exact. The outcome is
-//! returned after commit only. A batch that loses a deadlock is retried.
+//! A batch is one transaction: claim the batch's ids in the ledger — a binary `COPY` inside a
+//! savepoint, falling back to `INSERT … ON CONFLICT DO NOTHING RETURNING` only when an id is
+//! already there (a retry), since the plain `COPY` is about twice as fast — then `COPY` (binary)
+//! only the new events into `events`, append their `period_stats` rows, and upsert the
+//! experiment state they extend. Duplicates — earlier in the batch or stored before — are
+//! reported, never counted. Ids are claimed in byte order and experiment rows in key order, so
+//! concurrent batches wait rather than deadlock (a lost deadlock is retried anyway). The outcome
+//! is returned after commit only.
+//!
+//! Experiment state only grows (a first exposure can only move earlier, a set of event types
+//! only gain members), so each store remembers, as hashes, the state it has committed and skips
+//! batch rows that state covers — safe however stale that memory is, because the table always
+//! holds at least what was committed. Without it, upserting every user's row cost ~17 ms per
+//! batch and serialized concurrent batches on popular users.
+//!
+//! # Compaction
+//!
+//! Each store counts the rows it appended per period and, in the `append` call that writes the
+//! [`PostgresConfig::compact_after`]-th (default 16), merges the period's rows into one: `DELETE
+//! … RETURNING` and one insert of the merge, in one transaction. That is safe beside ingestion
+//! (rows committed meanwhile are not deleted, so not lost), beside another compaction (the
+//! second skips rows the first deleted) and beside queries (one statement sees the rows before
+//! or the merge after). A failed compaction never fails the append (its events are committed);
+//! the period is tried again later. [`PostgresStore::compact`] merges every period of every
+//! tenant with more than one row, for rows left by other processes or before a restart.
+//!
+//! When a migration replaces derived tables (0002 did), the next `connect` recounts
+//! `period_stats` from `events` in one transaction that blocks ingestion meanwhile.
 //!
 //! # Queries
 //!
-//! Core's [`QueryPlan`](analytics_core::query::QueryPlan) is executed as planned: rollups for
-//! whole hours (whole UTC days read the daily level), raw rows for partial edges, raw rows only
-//! for filtered queries, time series bucketed in SQL on core's bucket starts (so every IANA
-//! timezone, DST and 30/45-minute offset is bucketed the same way as everywhere else).
+//! Core's [`QueryPlan`](analytics_core::query::QueryPlan) is executed as planned:
+//! `period_stats` for whole hours (whole UTC days read the daily rows), merged in Rust; raw rows
+//! for partial edges; raw rows only for filtered queries, with time series bucketed in SQL on
+//! core's bucket starts (so every IANA timezone, DST and 30/45-minute offset is bucketed the same
+//! way as everywhere else).
 //!
 //! # Unique users
 //!
@@ -60,7 +98,8 @@
 //! and add the users of raw edge rows; the result is flagged approximate. Queries with
 //! `exact` count distinct users from raw rows. The sketch is
 //! [`hyperloglockless`]'s `HyperLogLogPlus` at precision 14 with a fixed seed: maintained, with a
-//! sparse mode (a quiet hour costs bytes, not 16 KiB) and a standard error of ~0.8% when dense.
+//! sparse mode (a batch's share of a quiet hour costs bytes, not 16 KiB) and a standard error of
+//! ~0.8% when dense.
 //!
 //! # Connections and errors
 //!
@@ -70,32 +109,7 @@
 //!
 //! # Figures
 //!
-//! `DATABASE_URL=… EVENTS=1000000 cargo bench -p analytics-postgres --bench postgres` on this
-//! project's 2-core shared VM (PostgreSQL 15, fsync on), the demo's generator (one tenant,
-//! 20,000 users, 90 days). Criterion medians, each side by side with its baseline in one run:
-//!
-//! | | 1M events | 10M events |
-//! |---|---|---|
-//! | cold 31-day summary, `PostgresStore` (rollups + sketches) | 5.28 ms | 5.24 ms |
-//! | the seeds' raw SQL over the same rows (6 queries, concurrent) | 574 ms | 8.24 s |
-//! | ratio | 109× | 1,573× |
-//! | same summary with exact unique users (`COUNT(DISTINCT)` on raw rows) | 484 ms | 3.56 s |
-//! | ingest, batch API (10,000-event batches, one stream) | 20,447 events/s | 11,080 events/s |
-//! | ingest, row-by-row `INSERT` (autocommit, 20,000 events) | 2,224 events/s | 2,087 events/s |
-//! | ratio | 9.2× | 5.3× |
-//! | sketch vs exact unique users, 1 / 7 / 31 / 90 days | 0.03 / 0.04 / 0.19 / 0.17% | 0.38 / 0.16 / 0.17 / 0.17% |
-//!
-//! Ingestion misses its goal (≥ 150k events/s, ≥ 10×). Per 10,000-event batch at 1M events the
-//! server spends about 70–120 ms claiming ids in the ledger, 70–100 ms on `COPY` into `events`
-//! (row routing plus the `(tenant_id, ts, id)` btree), 60–90 ms upserting ~2,000 rollup rows,
-//! ~30 ms on experiment state and ~15 ms on sketches; two concurrent streams gained 20%, four
-//! none (two cores). Taken alone, the ledger claim and the `COPY` (~140 ms per batch
-//! in these runs) would cap one backend near 70k events/s here — an estimate from that profile,
-//! not a separate measurement. Measured alternative for the time index (one month, 350k rows): a BRIN on
-//! `ts` is 24 kB instead of 16 MB and makes a 10,000-row insert 21 ms instead of 62 ms, but an
-//! edge hour costs 1.0 ms instead of 0.4 ms and the event log's first page 155 ms (a sort of the
-//! tenant's month) instead of 0.07 ms — so the btree stays.
-
+//! FIGURES
 mod compact;
 mod config;
 mod error;

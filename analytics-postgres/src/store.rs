@@ -153,6 +153,15 @@ impl EventStore for PostgresStore {
         events::list(&self.read, tenant, query).await
     }
 
+    async fn experiment_counts(
+        &self,
+        tenant: &TenantId,
+        experiment: &ExperimentId,
+        conversion: &EventType,
+    ) -> Result<BTreeMap<VariantKey, VariantCounts>> {
+        self.experiment_state(tenant, experiment, conversion).await
+    }
+
     async fn create_experiment(&self, experiment: &Experiment) -> Result<()> {
         registry::create_experiment(&self.write, experiment).await
     }

@@ -1,6 +1,7 @@
 //! [`Analytics`]: the facade a service calls.
 
 mod builder;
+mod experiments;
 mod health;
 mod summary;
 
@@ -10,6 +11,7 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::broadcast;
 
 pub use builder::{AnalyticsBuilder, ServingPolicy};
+pub use experiments::Assignment;
 pub use health::{HealthReport, HealthStatus};
 pub use summary::SummaryOptions;
 

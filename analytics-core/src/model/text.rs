@@ -177,6 +177,12 @@ impl EventType {
     pub fn conversion() -> Self {
         Self(Arc::from("CONVERSION"))
     }
+
+    /// The event type of a recorded experiment exposure
+    /// ([`Analytics::record_exposure`](crate::Analytics::record_exposure)).
+    pub fn exposure() -> Self {
+        Self(Arc::from("EXPOSURE"))
+    }
 }
 
 #[cfg(test)]

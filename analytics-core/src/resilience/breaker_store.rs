@@ -1,11 +1,13 @@
 //! [`BreakerStore`]: any [`EventStore`] behind a [`CircuitBreaker`].
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 
 use super::breaker::CircuitBreaker;
 use crate::error::Result;
-use crate::model::{ApiKeyHash, Event, Experiment, ExperimentId, Tenant, TenantId};
-use crate::query::{Aggregates, QueryPlan};
+use crate::model::{ApiKeyHash, Event, EventType, Experiment, ExperimentId, Tenant, TenantId, VariantKey};
+use crate::query::{Aggregates, QueryPlan, VariantCounts};
 use crate::store::{AppendOutcome, EventListQuery, EventPage, EventStore, StoreHealth};
 
 /// Wraps a store so every call passes through a circuit breaker: while it is open, calls fail
@@ -44,6 +46,16 @@ impl<S: EventStore> EventStore for BreakerStore<S> {
     }
     async fn list_events(&self, tenant: &TenantId, query: &EventListQuery) -> Result<EventPage> {
         self.breaker.call(self.inner.list_events(tenant, query)).await
+    }
+    async fn experiment_counts(
+        &self,
+        tenant: &TenantId,
+        experiment: &ExperimentId,
+        conversion: &EventType,
+    ) -> Result<BTreeMap<VariantKey, VariantCounts>> {
+        self.breaker
+            .call(self.inner.experiment_counts(tenant, experiment, conversion))
+            .await
     }
     async fn create_experiment(&self, experiment: &Experiment) -> Result<()> {
         self.breaker.call(self.inner.create_experiment(experiment)).await

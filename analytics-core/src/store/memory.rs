@@ -4,14 +4,17 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
+use roaring::RoaringBitmap;
 
 use super::rollup::{Rollup, RollupLevels};
 use super::{
     AppendOutcome, EventCursor, EventListQuery, EventPage, EventStore, Pagination, StoreHealth, check_batch_tenant,
 };
 use crate::error::{Error, Result};
-use crate::model::{ApiKeyHash, Event, EventId, Experiment, ExperimentId, Tenant, TenantId, UserId};
-use crate::query::{Aggregates, PlanSource, QueryPlan, SpanPlan, TOP_PAGES, TimeRange, rank_counts};
+use crate::model::{
+    ApiKeyHash, Event, EventId, EventType, Experiment, ExperimentId, Tenant, TenantId, UserId, VariantKey,
+};
+use crate::query::{Aggregates, PlanSource, QueryPlan, SpanPlan, TOP_PAGES, TimeRange, VariantCounts, rank_counts};
 use crate::reference;
 
 /// The embedded default [`EventStore`]: everything in process memory.
@@ -47,12 +50,35 @@ struct TenantEvents {
     log: BTreeMap<i64, Vec<Arc<Event>>>,
     rollups: RollupLevels,
     users: HashMap<UserId, u32>,
+    experiments: HashMap<ExperimentId, BTreeMap<VariantKey, VariantState>>,
+}
+
+/// One variant of an experiment, over all time: its events, and bitmaps of its (interned) users
+/// and of its users per event type, so conversions are exact for any conversion type.
+#[derive(Debug, Default)]
+struct VariantState {
+    events: u64,
+    users: RoaringBitmap,
+    by_type: HashMap<EventType, RoaringBitmap>,
 }
 
 impl TenantEvents {
     fn insert(&mut self, event: &Event) {
         let user = event.user_id.as_ref().map(|u| self.intern(u));
         self.rollups.add(event, user);
+        if let (Some(experiment), Some(variant)) = (&event.experiment_id, &event.variant) {
+            let state = self
+                .experiments
+                .entry(experiment.clone())
+                .or_default()
+                .entry(variant.clone())
+                .or_default();
+            state.events += 1;
+            if let Some(user) = user {
+                state.users.insert(user);
+                state.by_type.entry(event.event_type.clone()).or_default().insert(user);
+            }
+        }
         let slot = self.log.entry(event.timestamp.timestamp_micros()).or_default();
         let at = slot.partition_point(|e| e.id < event.id);
         slot.insert(at, Arc::new(event.clone()));
@@ -204,6 +230,33 @@ impl EventStore for MemoryStore {
             Some(data) => Ok(read(&data).list(query)),
             None => Ok(TenantEvents::default().list(query)),
         }
+    }
+
+    async fn experiment_counts(
+        &self,
+        tenant: &TenantId,
+        experiment: &ExperimentId,
+        conversion: &EventType,
+    ) -> Result<BTreeMap<VariantKey, VariantCounts>> {
+        let Some(data) = self.tenant(tenant) else {
+            return Ok(BTreeMap::new());
+        };
+        let data = read(&data);
+        let counts = data
+            .experiments
+            .get(experiment)
+            .into_iter()
+            .flatten()
+            .map(|(variant, state)| {
+                let counts = VariantCounts {
+                    events: state.events,
+                    users: state.users.len(),
+                    conversions: state.by_type.get(conversion).map_or(0, RoaringBitmap::len),
+                };
+                (variant.clone(), counts)
+            })
+            .collect();
+        Ok(counts)
     }
 
     async fn create_experiment(&self, experiment: &Experiment) -> Result<()> {

@@ -3,6 +3,7 @@
 mod memory;
 mod rollup;
 
+use std::collections::BTreeMap;
 use std::fmt::{self, Debug};
 
 use async_trait::async_trait;
@@ -12,8 +13,10 @@ use serde::{Deserialize, Serialize};
 pub use memory::MemoryStore;
 
 use crate::error::{Error, Result};
-use crate::model::{ApiKeyHash, Event, EventId, EventType, Experiment, ExperimentId, Tenant, TenantId, UserId};
-use crate::query::{Aggregates, QueryPlan, TimeRange};
+use crate::model::{
+    ApiKeyHash, Event, EventId, EventType, Experiment, ExperimentId, Tenant, TenantId, UserId, VariantKey,
+};
+use crate::query::{Aggregates, QueryPlan, TimeRange, VariantCounts};
 
 /// The most events a page of the event log may hold.
 pub const MAX_PAGE_LIMIT: u32 = 1000;
@@ -196,6 +199,16 @@ pub trait EventStore: Send + Sync + Debug {
     /// last page has been returned. Offset pages report `total`.
     async fn list_events(&self, tenant: &TenantId, query: &EventListQuery) -> Result<EventPage>;
 
+    /// Per-variant counts of an experiment over all of the tenant's events carrying it, exactly
+    /// as [`crate::reference::experiment_counts`] defines them (whatever the events' times, and
+    /// whether or not the experiment is registered).
+    async fn experiment_counts(
+        &self,
+        tenant: &TenantId,
+        experiment: &ExperimentId,
+        conversion: &EventType,
+    ) -> Result<BTreeMap<VariantKey, VariantCounts>>;
+
     /// Stores a new experiment.
     ///
     /// # Errors
@@ -269,6 +282,14 @@ impl<T: EventStore + ?Sized> EventStore for std::sync::Arc<T> {
     }
     async fn list_events(&self, tenant: &TenantId, query: &EventListQuery) -> Result<EventPage> {
         (**self).list_events(tenant, query).await
+    }
+    async fn experiment_counts(
+        &self,
+        tenant: &TenantId,
+        experiment: &ExperimentId,
+        conversion: &EventType,
+    ) -> Result<BTreeMap<VariantKey, VariantCounts>> {
+        (**self).experiment_counts(tenant, experiment, conversion).await
     }
     async fn create_experiment(&self, experiment: &Experiment) -> Result<()> {
         (**self).create_experiment(experiment).await

@@ -4,12 +4,14 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
-use crate::model::{ApiKeyHash, Event, Experiment, ExperimentId, Tenant, TenantId};
-use crate::query::{Aggregates, QueryPlan};
+use crate::model::{ApiKeyHash, Event, EventType, Experiment, ExperimentId, Tenant, TenantId, VariantKey};
+use crate::query::{Aggregates, QueryPlan, VariantCounts};
 use crate::store::{AppendOutcome, EventListQuery, EventPage, EventStore, StoreHealth};
 
 /// Wraps a store for fault and concurrency tests.
@@ -94,6 +96,15 @@ impl<S: EventStore> EventStore for InstrumentedStore<S> {
     async fn list_events(&self, tenant: &TenantId, query: &EventListQuery) -> Result<EventPage> {
         self.check()?;
         self.inner.list_events(tenant, query).await
+    }
+    async fn experiment_counts(
+        &self,
+        tenant: &TenantId,
+        experiment: &ExperimentId,
+        conversion: &EventType,
+    ) -> Result<BTreeMap<VariantKey, VariantCounts>> {
+        self.check()?;
+        self.inner.experiment_counts(tenant, experiment, conversion).await
     }
     async fn create_experiment(&self, experiment: &Experiment) -> Result<()> {
         self.inner.create_experiment(experiment).await

@@ -9,7 +9,8 @@ use super::data::{CaseNames, Dataset, QuerySpec, expected_appends};
 use super::{SuiteOptions, run_property};
 use crate::Error;
 use crate::model::{
-    ApiKey, Event, EventId, EventType, Experiment, ExperimentInput, ExperimentPatch, ExperimentStatus, Tenant, TenantId,
+    ApiKey, Event, EventId, EventType, Experiment, ExperimentId, ExperimentInput, ExperimentPatch, ExperimentStatus,
+    Tenant, TenantId,
 };
 use crate::query::{Aggregates, QueryPlan, TimeRange};
 use crate::reference;
@@ -28,9 +29,10 @@ pub async fn run_all(store: Arc<dyn EventStore>, options: SuiteOptions) {
 }
 
 /// Property: on generated multi-tenant data (with duplicate ids, retried batches and ids shared
-/// across tenants), every append reports the expected accepted and duplicate ids, and every
+/// across tenants), every append reports the expected accepted and duplicate ids, every
 /// generated query — any granularity, several timezones, ranges not aligned to hours, filters —
-/// equals the reference aggregation.
+/// equals the reference aggregation, and every tenant's whole-experiment counts equal
+/// [`reference::experiment_counts`] for either conversion type.
 pub async fn summaries_match_reference(store: Arc<dyn EventStore>, options: SuiteOptions) {
     let strategy = (Dataset::strategy(), prop::collection::vec(QuerySpec::strategy(), 1..10));
     run_property(
@@ -59,11 +61,33 @@ pub async fn summaries_match_reference(store: Arc<dyn EventStore>, options: Suit
                     )
                     .map_err(|why| format!("{why}\nquery: {}", query.canonical()))?;
                 }
-                Ok(())
+                experiment_counts_match(&*store, &kept, &names).await
             }
         },
     )
     .await;
+}
+
+async fn experiment_counts_match(store: &dyn EventStore, kept: &[Event], names: &CaseNames) -> Result<(), String> {
+    for tenant in &names.tenants {
+        for experiment in ["exp0", "exp1"] {
+            for conversion in ["CONVERSION", "purchase"] {
+                let experiment = ExperimentId::parse(experiment).expect("valid");
+                let conversion = EventType::parse(conversion).expect("valid");
+                let want = reference::experiment_counts(kept, tenant, &experiment, &conversion);
+                let got = store
+                    .experiment_counts(tenant, &experiment, &conversion)
+                    .await
+                    .map_err(|e| format!("experiment counts failed: {e}"))?;
+                if got != want {
+                    return Err(format!(
+                        "experiment counts of {experiment:?} ({conversion:?}) for {tenant:?} differ:\n got {got:?}\nwant {want:?}"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn append_dataset(store: &dyn EventStore, dataset: &Dataset, names: &CaseNames) -> Result<Vec<Event>, String> {

@@ -35,7 +35,8 @@
 
 pub use analytics_core::*;
 
-/// The PostgreSQL store: partitioned raw events, rollups, unique-user sketches, COPY ingestion.
+/// The PostgreSQL store: partitioned raw events, append-only per-period counts and unique-user
+/// sketches, binary COPY ingestion.
 #[cfg(feature = "postgres")]
 pub use analytics_postgres as postgres;
 

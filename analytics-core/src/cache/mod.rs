@@ -188,9 +188,13 @@ pub trait CacheBackend: Send + Sync + Debug {
     ///
     /// # Behavior
     /// Returns the entry classified by [`classify`] (its tags are current when every stored tag
-    /// version equals the tag's current version; a tag never invalidated has version 0), or no
-    /// hit when there is none or it is past `stale_until`. Counts the lookup in the stats:
-    /// fresh → hit, stale or invalidated → stale hit, none → miss.
+    /// version equals the tag's current version), or no hit when there is none or it is past
+    /// `stale_until`. Counts the lookup in the stats: fresh → hit, stale or invalidated → stale
+    /// hit, none → miss.
+    ///
+    /// Versions are opaque: a backend picks them, but a tag's version must change at every
+    /// invalidation and never take a value it had before. It may also change when the backend
+    /// loses it (an evicted Redis key), which only ever makes entries invalid, never valid.
     async fn get(&self, tenant: &TenantId, key: &CacheKey, tags: &[Tag], now: DateTime<Utc>) -> Result<CacheLookup>;
 
     /// Stores `entry` under `key`, replacing any previous one, until `entry.stale_until`.

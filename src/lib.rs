@@ -30,8 +30,10 @@
 //! ## Features
 //! - `moka` (default): the in-process moka cache, the default cache backend.
 //! - `postgres`: the PostgreSQL store, as [`postgres`] (the `analytics-postgres` crate).
+//! - `redis`: the Redis cache, two-tier cache and rate-limit store, as [`redis`] (the
+//!   `analytics-redis` crate).
 //!
-//! The Redis (`redis`) and HTTP (`http`) adapters are added as features by their crates.
+//! The HTTP (`http`) adapter is added as a feature by its crate.
 
 pub use analytics_core::*;
 
@@ -39,6 +41,10 @@ pub use analytics_core::*;
 /// sketches, binary COPY ingestion.
 #[cfg(feature = "postgres")]
 pub use analytics_postgres as postgres;
+
+/// The Redis backends: versioned-tag cache, two-tier coherent cache, distributed rate limiting.
+#[cfg(feature = "redis")]
+pub use analytics_redis as redis;
 
 /// The README's examples, compiled and run as doctests so they cannot rot.
 #[cfg(doctest)]

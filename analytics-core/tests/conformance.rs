@@ -16,6 +16,18 @@ async fn moka_cache_conforms() {
     testkit::cache::run_all(Arc::new(MokaCache::default()), SuiteOptions::exact()).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_rate_limit_store_conforms() {
+    use analytics_core::resilience::InProcessRateLimitStore;
+    use analytics_core::testkit::rate_limit::{self, StoreTime};
+    rate_limit::run_all(
+        Arc::new(InProcessRateLimitStore::new()),
+        StoreTime::Caller,
+        SuiteOptions::exact(),
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn no_cache_counts_only_misses() {
     use analytics_core::cache::{CacheBackend, CacheKey, NoCache, Tag};

@@ -51,6 +51,11 @@ impl Tag {
     pub fn month(year: i32, month: u32) -> Self {
         Self(format!("month:{year:04}-{month:02}"))
     }
+    /// A tag from its text, as a backend reads it back from storage.
+    pub fn from_text(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+
     /// The tag's text.
     pub fn as_str(&self) -> &str {
         &self.0

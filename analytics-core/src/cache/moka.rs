@@ -78,6 +78,17 @@ impl MokaCache {
         }
     }
 
+    /// Drops every entry (tag versions are kept, so nothing dropped can come back as current).
+    /// For a local tier that may have missed invalidations.
+    pub fn clear(&self) {
+        self.entries.invalidate_all();
+    }
+
+    /// Drops the entry under `key`, if any.
+    pub fn remove(&self, tenant: &TenantId, key: &CacheKey) {
+        self.entries.invalidate(&(tenant.clone(), key.clone()));
+    }
+
     fn current_versions(&self, tenant: &TenantId, tags: &[Tag]) -> Vec<(Tag, u64)> {
         let versions = self.versions.read().unwrap_or_else(PoisonError::into_inner);
         let of_tenant = versions.get(tenant);

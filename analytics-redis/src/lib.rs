@@ -60,7 +60,19 @@
 //!
 //! # Figures
 //!
-//! FIGURES
+//! `REDIS_URL=… cargo bench -p analytics-redis --bench redis` on this project's 2-core shared VM
+//! (Redis 7.0 on the same machine, one run; criterion means):
+//!
+//! | invalidating a tenant with 10,000 cached entries among 1,000,000 keys | time | vs versioned tags |
+//! |---|---|---|
+//! | versioned tags (`clear_tenant`: one `INCR`, whatever the number of entries) | 75.7 µs | — |
+//! | seed 000's tag sets (`SMEMBERS` + `DEL` of 10,000 keys + `DEL` of the set) | 10.9 ms | 145× slower |
+//! | `SCAN MATCH` over the keyspace + `DEL` of the matches | 1.016 s | 13,400× slower |
+//!
+//! - cache get (a fresh hit: one Lua call checking two tag versions, 600-byte value) on one
+//!   connection, 20,000 sequential lookups: p50 90.7 µs, p99 204.9 µs;
+//! - rate limiting: 60,197 decisions per second from 8 concurrent tasks (GCRA, server clock,
+//!   one multiplexed connection).
 //!
 //! [`CacheBackend`]: analytics_core::cache::CacheBackend
 //! [`RateLimitStore`]: analytics_core::resilience::RateLimitStore

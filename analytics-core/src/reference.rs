@@ -53,14 +53,10 @@ pub fn aggregate<'a>(events: impl IntoIterator<Item = &'a Event>, query: &Query)
         if query.filters().experiment_id.is_some()
             && let Some(variant) = &event.variant
         {
-            let tally = variants.entry(variant.clone()).or_default();
-            tally.events += 1;
-            if let Some(user) = &event.user_id {
-                tally.users.insert(user.clone());
-                if event.event_type == *query.conversion_event_type() {
-                    tally.converted.insert(user.clone());
-                }
-            }
+            variants
+                .entry(variant.clone())
+                .or_default()
+                .add(event, query.conversion_event_type());
         }
     }
 
@@ -72,19 +68,11 @@ pub fn aggregate<'a>(events: impl IntoIterator<Item = &'a Event>, query: &Query)
         time_series: series,
         top_pages: rank_counts(pages, Some(TOP_PAGES)),
         devices: rank_counts(devices, None),
-        variants: query.filters().experiment_id.as_ref().map(|_| {
-            variants
-                .into_iter()
-                .map(|(key, t)| {
-                    let counts = VariantCounts {
-                        events: t.events,
-                        users: t.users.len() as u64,
-                        conversions: t.converted.len() as u64,
-                    };
-                    (key, counts)
-                })
-                .collect()
-        }),
+        variants: query
+            .filters()
+            .experiment_id
+            .as_ref()
+            .map(|_| variants.into_iter().map(|(key, t)| (key, t.counts())).collect()),
     }
 }
 
@@ -102,36 +90,39 @@ pub fn experiment_counts<'a>(
         let (Some(id), Some(variant)) = (&event.experiment_id, &event.variant) else {
             continue;
         };
-        if event.tenant_id != *tenant || id != experiment {
-            continue;
-        }
-        let tally = variants.entry(variant.clone()).or_default();
-        tally.events += 1;
-        if let Some(user) = &event.user_id {
-            tally.users.insert(user.clone());
-            if event.event_type == *conversion {
-                tally.converted.insert(user.clone());
-            }
+        if event.tenant_id == *tenant && id == experiment {
+            variants.entry(variant.clone()).or_default().add(event, conversion);
         }
     }
-    variants
-        .into_iter()
-        .map(|(key, t)| {
-            let counts = VariantCounts {
-                events: t.events,
-                users: t.users.len() as u64,
-                conversions: t.converted.len() as u64,
-            };
-            (key, counts)
-        })
-        .collect()
+    variants.into_iter().map(|(key, t)| (key, t.counts())).collect()
 }
 
+/// One variant's events, users, and users with a conversion event.
 #[derive(Default)]
 struct VariantTally {
     events: u64,
     users: HashSet<UserId>,
     converted: HashSet<UserId>,
+}
+
+impl VariantTally {
+    fn add(&mut self, event: &Event, conversion: &EventType) {
+        self.events += 1;
+        if let Some(user) = &event.user_id {
+            self.users.insert(user.clone());
+            if event.event_type == *conversion {
+                self.converted.insert(user.clone());
+            }
+        }
+    }
+
+    fn counts(self) -> VariantCounts {
+        VariantCounts {
+            events: self.events,
+            users: self.users.len() as u64,
+            conversions: self.converted.len() as u64,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,10 @@
 //! [`RedisCache`]: the versioned-tag [`CacheBackend`] on Redis.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use analytics_core::Result;
 use analytics_core::cache::{
-    CacheBackend, CacheEntry, CacheHit, CacheKey, CacheLookup, CacheStats, Freshness, Tag, TagVersions, classify,
+    CacheBackend, CacheEntry, CacheHit, CacheKey, CacheLookup, CacheStats, LookupCounters, Tag, TagVersions, classify,
 };
 use analytics_core::model::TenantId;
 use async_trait::async_trait;
@@ -15,6 +14,11 @@ use redis::{Script, Value};
 use crate::connection::{RedisConfig, RedisConnection};
 use crate::error::{self, corrupt};
 use crate::keys::Keys;
+
+/// How long an entry lives in Redis at least, in ms. Freshness is judged on the caller's clock
+/// against the entry's deadlines, so keeping it longer changes no answer — and a caller's clock
+/// running apart from Redis's (virtual time in tests) can never expire an entry early.
+const MIN_ENTRY_TTL_MS: i64 = 60_000;
 
 /// How long a tag's version key lives at least (each stored entry extends it to outlive the
 /// entry): a day, so the versions of a day's tags survive between lookups.
@@ -40,7 +44,7 @@ pub struct RedisCache {
     connection: RedisConnection,
     keys: Keys,
     scripts: Arc<Scripts>,
-    counters: Arc<Counters>,
+    counters: Arc<LookupCounters>,
 }
 
 #[derive(Debug)]
@@ -48,13 +52,6 @@ struct Scripts {
     get: Script,
     set: Script,
     invalidate: Script,
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    hits: AtomicU64,
-    misses: AtomicU64,
-    stale_hits: AtomicU64,
 }
 
 impl RedisCache {
@@ -88,15 +85,6 @@ impl RedisCache {
     pub(crate) fn connection(&self) -> RedisConnection {
         self.connection.clone()
     }
-
-    fn count(&self, freshness: Option<Freshness>) {
-        let counter = match freshness {
-            Some(Freshness::Fresh) => &self.counters.hits,
-            Some(Freshness::Stale | Freshness::Invalidated) => &self.counters.stale_hits,
-            None => &self.counters.misses,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
 }
 
 #[async_trait]
@@ -125,18 +113,19 @@ impl CacheBackend for RedisCache {
             }
             n => return Err(corrupt("cache reply", format!("{n} trailing fields"))),
         };
-        self.count(hit.as_ref().map(|h| h.freshness));
+        self.counters.record(hit.as_ref().map(|h| h.freshness));
         Ok(CacheLookup { hit, tag_versions })
     }
 
     async fn set(&self, tenant: &TenantId, key: &CacheKey, entry: CacheEntry, now: DateTime<Utc>) -> Result<()> {
         let entry_key = self.keys.entry(tenant, key);
-        // Redis expires the entry after the same span of real time (freshness itself is judged
-        // on the caller's clock).
+        // Redis expires the entry after (at least) the same span of its own time; freshness is
+        // judged on the caller's clock.
         let ttl_ms = (entry.stale_until - now).num_milliseconds();
         if ttl_ms <= 0 {
             return Ok(());
         }
+        let ttl_ms = ttl_ms.max(MIN_ENTRY_TTL_MS);
         let mut invocation = self.scripts.set.key(entry_key);
         invocation
             .arg(self.keys.version_prefix(tenant))
@@ -183,15 +172,7 @@ impl CacheBackend for RedisCache {
             .await
             .unwrap_or(Value::Nil);
         let bytes = used_memory(&info);
-        Ok(CacheStats {
-            hits: self.counters.hits.load(Ordering::Relaxed),
-            misses: self.counters.misses.load(Ordering::Relaxed),
-            stale_hits: self.counters.stale_hits.load(Ordering::Relaxed),
-            hit_rate: 0.0,
-            entries,
-            bytes,
-        }
-        .with_hit_rate())
+        Ok(self.counters.stats(entries, bytes))
     }
 }
 

@@ -33,7 +33,8 @@ pub enum TimeSource {
 /// (the conformance suite replays random sequences on both). A key's state expires when it has
 /// become equivalent to a fresh one. Sliding windows must satisfy (2 × limit + 1) × window in µs
 /// < 2^53 (Lua computes in doubles; e.g. 1,000 requests per 52 days); others are refused with
-/// [`Error::InvalidInput`].
+/// [`Error::InvalidInput`], as are GCRA policies whose bucket (period / limit × burst) reaches
+/// 2^51 µs (71 years).
 #[derive(Debug, Clone)]
 pub struct RedisRateLimitStore {
     connection: RedisConnection,
@@ -58,8 +59,14 @@ impl RedisRateLimitStore {
             keys,
             time: TimeSource::Server,
             scripts: Arc::new((
-                Script::new(include_str!("lua/rate_limit_gcra.lua")),
-                Script::new(include_str!("lua/rate_limit_window.lua")),
+                Script::new(concat!(
+                    include_str!("lua/prelude.lua"),
+                    include_str!("lua/rate_limit_gcra.lua")
+                )),
+                Script::new(concat!(
+                    include_str!("lua/prelude.lua"),
+                    include_str!("lua/rate_limit_window.lua")
+                )),
             )),
         })
     }
@@ -85,6 +92,13 @@ impl RateLimitStore for RedisRateLimitStore {
         };
         let invocation = match *policy {
             RateLimitPolicy::Gcra { limit, period, burst } => {
+                // Times are µs since the epoch (below 2^51 until 2041) plus at most a full bucket.
+                if micros(period) / u128::from(limit) * u128::from(burst) >= EXACT_LIMIT / 4 {
+                    return Err(Error::invalid(
+                        "burst",
+                        "period / limit × burst in µs must be below 2^51 for the Redis store",
+                    ));
+                }
                 let mut invocation = self.scripts.0.key(self.keys.limiter(&key.tenant, key.class));
                 invocation
                     .arg(now_arg)

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use analytics_core::cache::{
-    CacheBackend, CacheEntry, CacheKey, CacheLookup, CacheStats, Freshness, MokaCache, Tag, TagVersions,
+    CacheBackend, CacheEntry, CacheKey, CacheLookup, CacheStats, Freshness, LookupCounters, MokaCache, Tag, TagVersions,
 };
 use analytics_core::model::TenantId;
 use analytics_core::{Error, Result};
@@ -57,7 +57,8 @@ pub struct TieredCache {
     coherent: Arc<AtomicBool>,
     subscriptions: watch::Receiver<u64>,
     received: watch::Receiver<u64>,
-    counters: Counters,
+    counters: LookupCounters,
+    local_hits: AtomicU64,
     seen: Mutex<HashMap<(TenantId, Tag), SeenVersions>>,
     listener: JoinHandle<()>,
 }
@@ -71,14 +72,6 @@ struct SeenVersions {
 
 /// How many tags' versions [`TieredCache`] remembers before it starts over.
 const MAX_SEEN: usize = 100_000;
-
-#[derive(Debug, Default)]
-struct Counters {
-    hits: AtomicU64,
-    misses: AtomicU64,
-    stale_hits: AtomicU64,
-    local_hits: AtomicU64,
-}
 
 impl TieredCache {
     /// Connects the Redis tier and subscribes to invalidations, waiting up to the connection
@@ -112,7 +105,8 @@ impl TieredCache {
             coherent,
             subscriptions,
             received,
-            counters: Counters::default(),
+            counters: LookupCounters::default(),
+            local_hits: AtomicU64::new(0),
             seen: Mutex::default(),
             listener,
         })
@@ -148,7 +142,7 @@ impl TieredCache {
 
     /// Lookups answered by the local tier.
     pub fn local_hits(&self) -> u64 {
-        self.counters.local_hits.load(Ordering::Relaxed)
+        self.local_hits.load(Ordering::Relaxed)
     }
 
     /// The Redis versions of `local` versions, if each was seen with its current local version.
@@ -178,15 +172,6 @@ impl TieredCache {
                 },
             );
         }
-    }
-
-    fn count(&self, freshness: Option<Freshness>) {
-        let counter = match freshness {
-            Some(Freshness::Fresh) => &self.counters.hits,
-            Some(Freshness::Stale | Freshness::Invalidated) => &self.counters.stale_hits,
-            None => &self.counters.misses,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -254,15 +239,15 @@ impl CacheBackend for TieredCache {
     async fn get(&self, tenant: &TenantId, key: &CacheKey, tags: &[Tag], now: DateTime<Utc>) -> Result<CacheLookup> {
         if !self.is_coherent() {
             let lookup = self.remote.get(tenant, key, tags, now).await?;
-            self.count(lookup.hit.as_ref().map(|h| h.freshness));
+            self.counters.record(lookup.hit.as_ref().map(|h| h.freshness));
             return Ok(lookup);
         }
         let local = self.local.get(tenant, key, tags, now).await?;
         if local.hit.as_ref().is_some_and(|h| h.freshness == Freshness::Fresh)
             && let Some(tag_versions) = self.remote_versions(tenant, &local.tag_versions)
         {
-            self.counters.local_hits.fetch_add(1, Ordering::Relaxed);
-            self.count(Some(Freshness::Fresh));
+            self.local_hits.fetch_add(1, Ordering::Relaxed);
+            self.counters.record(Some(Freshness::Fresh));
             return Ok(CacheLookup {
                 hit: local.hit,
                 tag_versions,
@@ -283,7 +268,7 @@ impl CacheBackend for TieredCache {
             };
             self.local.set(tenant, key, copy, now).await?;
         }
-        self.count(lookup.hit.as_ref().map(|h| h.freshness));
+        self.counters.record(lookup.hit.as_ref().map(|h| h.freshness));
         Ok(lookup)
     }
 
@@ -316,14 +301,7 @@ impl CacheBackend for TieredCache {
 
     async fn stats(&self) -> Result<CacheStats> {
         let remote = self.remote.stats().await?;
-        Ok(CacheStats {
-            hits: self.counters.hits.load(Ordering::Relaxed),
-            misses: self.counters.misses.load(Ordering::Relaxed),
-            stale_hits: self.counters.stale_hits.load(Ordering::Relaxed),
-            hit_rate: 0.0,
-            ..remote
-        }
-        .with_hit_rate())
+        Ok(self.counters.stats(remote.entries, remote.bytes))
     }
 }
 

@@ -170,6 +170,41 @@ impl CacheStats {
     }
 }
 
+/// Lookup counters for a backend's [`CacheStats`]: one count per lookup, by what it found.
+#[derive(Debug, Default)]
+pub struct LookupCounters {
+    hits: std::sync::atomic::AtomicU64,
+    misses: std::sync::atomic::AtomicU64,
+    stale_hits: std::sync::atomic::AtomicU64,
+}
+
+impl LookupCounters {
+    /// Counts a lookup that found an entry of `freshness` (fresh → hit, stale or invalidated →
+    /// stale hit), or nothing (`None` → miss).
+    pub fn record(&self, freshness: Option<Freshness>) {
+        let counter = match freshness {
+            Some(Freshness::Fresh) => &self.hits,
+            Some(Freshness::Stale | Freshness::Invalidated) => &self.stale_hits,
+            None => &self.misses,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The counts so far, in stats with the given size (`entries`, `bytes`) and the hit rate.
+    pub fn stats(&self, entries: u64, bytes: u64) -> CacheStats {
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        CacheStats {
+            hits: load(&self.hits),
+            misses: load(&self.misses),
+            stale_hits: load(&self.stale_hits),
+            hit_rate: 0.0,
+            entries,
+            bytes,
+        }
+        .with_hit_rate()
+    }
+}
+
 /// Classifies an entry at `now` given whether its tags are current; `None` once past its stale
 /// deadline. Backends use this so they all agree on freshness.
 pub fn classify(entry: &CacheEntry, tags_current: bool, now: DateTime<Utc>) -> Option<Freshness> {

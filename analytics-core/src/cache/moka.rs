@@ -1,14 +1,13 @@
 //! [`MokaCache`]: the in-process cache backend on moka.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{CacheBackend, CacheEntry, CacheHit, CacheKey, CacheLookup, CacheStats, Freshness, Tag, classify};
+use super::{CacheBackend, CacheEntry, CacheHit, CacheKey, CacheLookup, CacheStats, LookupCounters, Tag, classify};
 use crate::error::Result;
 use crate::model::TenantId;
 
@@ -28,14 +27,7 @@ const ENTRY_OVERHEAD: usize = 96;
 pub struct MokaCache {
     entries: moka::sync::Cache<(TenantId, CacheKey), Arc<CacheEntry>>,
     versions: RwLock<HashMap<TenantId, HashMap<Tag, u64>>>,
-    counters: Counters,
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    hits: AtomicU64,
-    misses: AtomicU64,
-    stale_hits: AtomicU64,
+    counters: LookupCounters,
 }
 
 struct ExpireAtStaleDeadline;
@@ -74,7 +66,7 @@ impl MokaCache {
         Self {
             entries,
             versions: RwLock::default(),
-            counters: Counters::default(),
+            counters: LookupCounters::default(),
         }
     }
 
@@ -126,12 +118,7 @@ impl CacheBackend for MokaCache {
                 freshness,
             })
         });
-        let counter = match hit.as_ref().map(|h| h.freshness) {
-            Some(Freshness::Fresh) => &self.counters.hits,
-            Some(Freshness::Stale | Freshness::Invalidated) => &self.counters.stale_hits,
-            None => &self.counters.misses,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        self.counters.record(hit.as_ref().map(|h| h.freshness));
         Ok(CacheLookup { hit, tag_versions })
     }
 
@@ -153,14 +140,8 @@ impl CacheBackend for MokaCache {
 
     async fn stats(&self) -> Result<CacheStats> {
         self.entries.run_pending_tasks();
-        Ok(CacheStats {
-            hits: self.counters.hits.load(Ordering::Relaxed),
-            misses: self.counters.misses.load(Ordering::Relaxed),
-            stale_hits: self.counters.stale_hits.load(Ordering::Relaxed),
-            hit_rate: 0.0,
-            entries: self.entries.entry_count(),
-            bytes: self.entries.weighted_size(),
-        }
-        .with_hit_rate())
+        Ok(self
+            .counters
+            .stats(self.entries.entry_count(), self.entries.weighted_size()))
     }
 }

@@ -6,25 +6,9 @@
 -- ARGV[2]   window in µs; ARGV[3] limit
 --
 -- Returns {allowed (1/0), remaining, reset_after µs, retry_after µs (-1 when allowed)}.
--- Exact while (2 × limit + 1) × window < 2^53 µs (the store checks the policy); see the GCRA
--- script for why every number is floored with idiv and formatted with %d.
-local function idiv(a, b)
-  local q = math.floor(a / b)
-  if q * b > a then
-    q = q - 1
-  elseif (q + 1) * b <= a then
-    q = q + 1
-  end
-  return q
-end
-local function fmt(x)
-  return string.format('%d', x)
-end
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
+-- Exact while (2 × limit + 1) × window < 2^53 µs (the store checks the policy); idiv, fmt and
+-- now_micros come from prelude.lua.
+local now = now_micros()
 local w, limit = tonumber(ARGV[2]), tonumber(ARGV[3])
 local index = idiv(now, w)
 local elapsed = now - index * w
@@ -42,8 +26,8 @@ local used = previous * (w - elapsed) + current * w
 if used + w <= limit * w then
   local remaining = idiv(limit * w - used - w, w)
   redis.call('HSET', KEYS[1], 'i', fmt(index), 'c', fmt(current + 1), 'p', fmt(previous))
-  -- Forgotten two windows on: its counts no longer weigh on any decision.
-  redis.call('PEXPIRE', KEYS[1], fmt(math.max(1, idiv((index + 2) * w - now + 999, 1000))))
+  -- Forgettable two windows on: its counts no longer weigh on any decision.
+  redis.call('PEXPIRE', KEYS[1], ttl_ms((index + 2) * w - now))
   return {1, remaining, w - elapsed, -1}
 end
 -- The earliest instant the request fits: later in this window as the previous window's weight

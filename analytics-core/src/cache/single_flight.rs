@@ -2,8 +2,9 @@
 //!
 //! The computation runs in its own tokio task, so it finishes (and fills the cache) even when
 //! every caller that asked for it is cancelled; its map entry is removed by a drop guard, so a
-//! panicking computation cannot leave a poisoned flight behind. Without a tokio runtime the work
-//! runs inline, unshared.
+//! panicking computation cannot leave a poisoned flight behind. The task is spawned after the map
+//! is unlocked (a runtime shutting down drops new tasks inside `spawn`, running the guard there).
+//! Without a tokio runtime the work runs inline, unshared.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -12,6 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
+use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 
@@ -48,30 +50,37 @@ where
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return work.await;
         };
-        let flight = {
+        let (flight, start) = {
             let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
             match flights.get(&key) {
-                Some(flight) => flight.clone(),
+                Some(flight) => (flight.clone(), None),
                 None => {
-                    let guard = RemoveOnDrop {
-                        flights: self.flights.clone(),
-                        key: Some(key.clone()),
-                    };
-                    let task = runtime.spawn(async move {
-                        let _guard = guard;
-                        work.await
-                    });
+                    let (result, outcome) = oneshot::channel();
                     let flight = async move {
-                        task.await
-                            .unwrap_or_else(|e| Err(Error::Internal(format!("computation failed: {e}"))))
+                        outcome.await.unwrap_or_else(|_| {
+                            Err(Error::Internal("the computation panicked or was cancelled".into()))
+                        })
                     }
                     .boxed()
                     .shared();
-                    flights.insert(key, flight.clone());
-                    flight
+                    flights.insert(key.clone(), flight.clone());
+                    (flight, Some(result))
                 }
             }
         };
+        // Spawned with the map unlocked: a runtime that is shutting down drops a new task at once,
+        // inside `spawn`, and the task's guard then locks the map (under the lock, that deadlocked).
+        if let Some(result) = start {
+            let guard = RemoveOnDrop {
+                flights: self.flights.clone(),
+                key: Some(key),
+            };
+            runtime.spawn(async move {
+                // Dropped last: the result is delivered before the flight leaves the map.
+                let _guard = guard;
+                let _ = result.send(work.await);
+            });
+        }
         flight.await
     }
 
@@ -98,7 +107,28 @@ impl<K: Eq + Hash, V> Drop for RemoveOnDrop<K, V> {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use tokio::sync::oneshot;
+
+    #[test]
+    fn a_runtime_shutting_down_cannot_deadlock_a_flight() {
+        // A closed runtime drops a new task inside `spawn`, running its guard there; spawning
+        // under the map's lock deadlocked on exactly this (seen when a test's runtime shut down
+        // with a background refresh starting).
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let handle = runtime.handle().clone();
+        runtime.shutdown_background();
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _entered = handle.enter();
+            let flights: SingleFlight<&'static str, u32> = SingleFlight::default();
+            let result = flights.run("k", async { Ok(1) }).now_or_never();
+            let _ = done.send((result.map(|r| r.is_err()), flights.in_flight()));
+        });
+        let (failed, left) = finished
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the flight returned instead of deadlocking");
+        assert_eq!(failed, Some(true), "the dropped computation is an error, at once");
+        assert_eq!(left, 0, "and leaves no flight behind");
+    }
 
     #[tokio::test]
     async fn concurrent_callers_share_one_run() {

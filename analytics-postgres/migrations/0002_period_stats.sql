@@ -44,6 +44,7 @@ ALTER TABLE experiment_users
     ALTER COLUMN variant TYPE text COLLATE "C",
     ALTER COLUMN user_id TYPE text COLLATE "C";
 
--- The time index without the id: about 15% cheaper random inserts (measured), and every raw
+-- The time index without the id: a narrower index (in a psql test, 10,000 random inserts took
+-- 40 ms instead of 48 ms; in the ingest bench the difference was within noise), and every raw
 -- read is a time range of one tenant either way; the event log sorts the rare id ties.
 CREATE INDEX events_tenant_ts ON events (tenant_id, ts);

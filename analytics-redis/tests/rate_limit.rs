@@ -13,39 +13,36 @@ use analytics_core::model::TenantId;
 use analytics_core::resilience::{EndpointClass, LimiterKey, RateLimitPolicy, RateLimitStore};
 use analytics_core::testkit::SuiteOptions;
 use analytics_core::testkit::rate_limit::{self, StoreTime};
-use analytics_redis::{RedisRateLimitStore, TimeSource};
+use analytics_redis::{RedisConfig, RedisRateLimitStore, TimeSource};
+
+/// Runs core's rate-limit suite on a store connected with `config`, deciding on `time`.
+async fn conforms(config: RedisConfig, time: StoreTime) {
+    let mut store = RedisRateLimitStore::connect(&config).await.unwrap();
+    if time == StoreTime::Caller {
+        store = store.time_source(TimeSource::Caller);
+    }
+    rate_limit::run_all(Arc::new(store), time, SuiteOptions::exact()).await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decides_as_the_in_process_store_on_injected_time() {
-    let Some(config) = support::standalone("limiter") else {
-        return;
-    };
-    let store = RedisRateLimitStore::connect(&config)
-        .await
-        .unwrap()
-        .time_source(TimeSource::Caller);
-    rate_limit::run_all(Arc::new(store), StoreTime::Caller, SuiteOptions::exact()).await;
+    if let Some(config) = support::standalone("limiter") {
+        conforms(config, StoreTime::Caller).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conforms_on_the_server_clock() {
-    let Some(config) = support::standalone("limiter-server-time") else {
-        return;
-    };
-    let store = RedisRateLimitStore::connect(&config).await.unwrap();
-    rate_limit::run_all(Arc::new(store), StoreTime::Own, SuiteOptions::exact()).await;
+    if let Some(config) = support::standalone("limiter-server-time") {
+        conforms(config, StoreTime::Own).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conforms_on_a_cluster() {
-    let Some(config) = support::cluster("limiter-cluster") else {
-        return;
-    };
-    let store = RedisRateLimitStore::connect(&config)
-        .await
-        .unwrap()
-        .time_source(TimeSource::Caller);
-    rate_limit::run_all(Arc::new(store), StoreTime::Caller, SuiteOptions::exact()).await;
+    if let Some(config) = support::cluster("limiter-cluster") {
+        conforms(config, StoreTime::Caller).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -112,8 +112,9 @@ mod tests {
     fn a_runtime_shutting_down_cannot_deadlock_a_flight() {
         // A closed runtime drops a new task inside `spawn`, running its guard there; spawning
         // under the map's lock deadlocked on exactly this (seen when a test's runtime shut down
-        // with a background refresh starting).
-        let runtime = tokio::runtime::Runtime::new().unwrap();
+        // with a background refresh starting). A current-thread runtime is closed as soon as it
+        // is shut down (a multi-thread one closes asynchronously), so this is deterministic.
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let handle = runtime.handle().clone();
         runtime.shutdown_background();
         let (done, finished) = std::sync::mpsc::channel();

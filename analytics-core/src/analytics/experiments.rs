@@ -12,6 +12,7 @@ use crate::model::{Event, EventId, EventType, ExperimentId, ExperimentStatus, Te
 /// Which variant a user sees.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Assignment {
     /// The experiment.
     pub experiment_id: ExperimentId,

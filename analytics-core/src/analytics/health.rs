@@ -12,6 +12,7 @@ use crate::store::StoreHealth;
 /// Overall status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum HealthStatus {
     /// Serving normally.
     Healthy,

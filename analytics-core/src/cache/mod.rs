@@ -141,6 +141,7 @@ pub struct CacheLookup {
 
 /// Counters and size of a cache.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CacheStats {
     /// Lookups answered fresh.

@@ -48,6 +48,7 @@ impl ResultsOptions {
 
 /// One variant's numbers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct VariantResult {
     /// The variant.
@@ -66,6 +67,7 @@ pub struct VariantResult {
 
 /// What a comparison concludes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Conclusion {
     /// The difference is significant at the confidence level.
@@ -78,6 +80,7 @@ pub enum Conclusion {
 
 /// A variant against the control.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Comparison {
     /// The variant compared.
@@ -108,6 +111,7 @@ pub const MIN_OUTCOMES: u64 = 5;
 
 /// The sample ratio check.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SampleRatioCheck {
     /// The chi-square test of users per variant against the weights.
@@ -122,6 +126,7 @@ pub struct SampleRatioCheck {
 
 /// An experiment's results.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ExperimentResults {
     /// The experiment.

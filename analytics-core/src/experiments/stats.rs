@@ -52,6 +52,7 @@ pub struct ZTest {
 
 /// A two-sided confidence interval.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Interval {
     /// Lower bound.
     pub lower: f64,
@@ -62,6 +63,7 @@ pub struct Interval {
 /// A chi-square statistic with its degrees of freedom and upper-tail p-value.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChiSquareTest {
     /// Σ (observed − expected)² / expected.
     pub statistic: f64,

@@ -26,6 +26,7 @@ pub const MIN_TIMESTAMP: DateTime<Utc> = DateTime::UNIX_EPOCH;
 /// `properties.experimentId` / `properties.variant` (seed 004) fill in `experimentId` /
 /// `variant` when those are absent.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventInput {
     /// Idempotency key; generated when absent.
@@ -61,6 +62,7 @@ pub struct EventInput {
 /// A validated event, as stores keep it. Timestamps are truncated to microseconds so every store
 /// (PostgreSQL keeps microseconds) agrees on ordering and bucketing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
     /// Idempotency key, unique per tenant.
@@ -85,6 +87,7 @@ pub struct Event {
     #[serde(with = "rfc3339_micros")]
     pub timestamp: DateTime<Utc>,
     /// Free-form properties (a JSON object).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub properties: Arc<Map<String, Value>>,
     /// Experiment the event belongs to.
     pub experiment_id: Option<ExperimentId>,

@@ -18,6 +18,7 @@ pub const MAX_VARIANTS: usize = 20;
 
 /// Where an experiment is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ExperimentStatus {
     /// Being set up; not assigning users yet.
@@ -32,6 +33,7 @@ pub enum ExperimentStatus {
 
 /// One arm of an experiment. The first variant is the control.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VariantSpec {
     /// The key events carry in `variant`.
@@ -42,6 +44,7 @@ pub struct VariantSpec {
 
 /// An experiment, as stores keep it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Experiment {
     /// The id events carry in `experimentId`.
@@ -72,6 +75,7 @@ pub struct Experiment {
 
 /// A client's request to create an experiment.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExperimentInput {
     /// The id events will carry; generated when absent.
@@ -94,6 +98,7 @@ pub struct ExperimentInput {
 
 /// A client's partial update of an experiment (`PATCH`): absent fields are left unchanged.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExperimentPatch {
     /// New name.

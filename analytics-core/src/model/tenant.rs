@@ -82,9 +82,19 @@ impl fmt::Debug for ApiKey {
     }
 }
 
-/// SHA-256 of an API key.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+/// SHA-256 of an API key. Equality is constant-time (`subtle`), so comparing a presented key's
+/// hash with a stored one leaks nothing through timing.
+#[derive(Clone, Copy, Hash)]
 pub struct ApiKeyHash(pub [u8; 32]);
+
+impl PartialEq for ApiKeyHash {
+    fn eq(&self, other: &Self) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for ApiKeyHash {}
 
 impl ApiKeyHash {
     /// Lower-case hex.

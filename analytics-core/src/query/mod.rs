@@ -30,6 +30,7 @@ pub const TOP_PAGES: usize = 10;
 
 /// The width of a time-series bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Granularity {
     /// Local clock hours.
@@ -154,7 +155,8 @@ impl Filters {
 
 /// A summary request as a dashboard sends it: strings, unvalidated, the seeds' field names.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SummaryRequest {
     /// `YYYY-MM-DD` (start of that day in `timezone`) or an RFC 3339 instant (inclusive).
     pub start_date: Option<String>,
@@ -390,7 +392,12 @@ impl Query {
     }
 }
 
-fn parse_bound(raw: Option<&str>, field: &str, tz: Tz, is_end: bool) -> Result<DateTime<Utc>> {
+/// Parses one end of a date range as the API accepts it: `YYYY-MM-DD` (the start of that day in
+/// `tz`; for an end, the start of the next day, so the day is included) or an RFC 3339 instant.
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming `field` when `raw` is absent or unparseable.
+pub fn parse_bound(raw: Option<&str>, field: &str, tz: Tz, is_end: bool) -> Result<DateTime<Utc>> {
     let raw = raw.ok_or_else(|| Error::invalid(field, "is required"))?;
     if let Ok(date) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
         let date = if is_end {

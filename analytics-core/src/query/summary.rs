@@ -9,6 +9,7 @@ use super::{Aggregates, Granularity, Query};
 
 /// One entry of `eventsByType`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct EventTypeCount {
     /// The event type.
@@ -19,6 +20,7 @@ pub struct EventTypeCount {
 
 /// One point of `timeSeriesData`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TimePoint {
     /// The bucket's start, RFC 3339 with the query timezone's offset (`Z` for UTC).
@@ -29,6 +31,7 @@ pub struct TimePoint {
 
 /// One entry of `topPages`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PageViews {
     /// The page.
@@ -39,6 +42,7 @@ pub struct PageViews {
 
 /// One entry of `deviceStats`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceShare {
     /// The device class.
@@ -51,6 +55,7 @@ pub struct DeviceShare {
 
 /// One experiment variant's results (seed 004's shape).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct VariantStats {
     /// Events of the variant.
@@ -65,6 +70,7 @@ pub struct VariantStats {
 
 /// The summary without per-response metadata: what the cache stores.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SummaryBody {
     /// Events in range.
@@ -162,6 +168,7 @@ fn percent(part: u64, whole: u64) -> f64 {
 
 /// How loaded the service is (see the resilience module); reported with every answer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "UPPERCASE")]
 pub enum LoadLevel {
     /// Everything served normally.
@@ -177,6 +184,7 @@ pub enum LoadLevel {
 
 /// `_metadata`: how this answer was produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SummaryMetadata {
     /// Load level when answering.
@@ -202,6 +210,7 @@ pub struct SummaryMetadata {
 
 /// A summary response: the body plus `_metadata`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Summary {
     /// The numbers.
     #[serde(flatten)]

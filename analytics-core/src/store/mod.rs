@@ -23,6 +23,7 @@ pub const MAX_PAGE_LIMIT: u32 = 1000;
 
 /// What happened to each event of an appended batch.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AppendOutcome {
     /// Ids stored by this call, in batch order.
@@ -157,6 +158,7 @@ pub struct EventPage {
 
 /// A store's self-report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct StoreHealth {
     /// Whether the store can serve requests.

@@ -1,0 +1,95 @@
+//! [`JsonBody`]: a JSON request body whose failures are API errors naming the field.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// A JSON body. A body that is not JSON is 400 (or 415 when sent as another media type), one
+/// whose content does not fit the schema is 422 naming the field, and one over the size limit
+/// is 413.
+#[derive(Debug, Clone)]
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/json");
+        if !is_json(content_type) {
+            return Err(ApiError::for_status(StatusCode::UNSUPPORTED_MEDIA_TYPE).with_field("Content-Type"));
+        }
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| ApiError::for_status(rejection.status()))?;
+        parse(&bytes).map(JsonBody)
+    }
+}
+
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json") || essence.to_ascii_lowercase().ends_with("+json")
+}
+
+/// Deserializes `bytes`, naming the path of the first field that does not fit.
+///
+/// # Errors
+/// 400 for malformed JSON; 422 naming the field for content that does not fit `T`.
+pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::bad_request("body", format!("the body is not valid JSON: {inner}"));
+        }
+        let message = inner.to_string();
+        let field = match unknown_field(&message) {
+            Some(name) if path == "." => name.to_owned(),
+            Some(name) if !path.ends_with(name) => format!("{path}.{name}"),
+            _ if path == "." => "body".to_owned(),
+            _ => path,
+        };
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", message).with_field(field)
+    })
+}
+
+/// The name in serde's "unknown field `name`, expected …".
+fn unknown_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split('`').next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use analytics_core::model::EventInput;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Batch {
+        #[allow(dead_code)]
+        events: Vec<EventInput>,
+    }
+
+    #[test]
+    fn failures_name_the_field() {
+        let syntax = parse::<Batch>(b"{\"events\": [").unwrap_err();
+        assert_eq!(syntax.status, StatusCode::BAD_REQUEST);
+        let unknown = parse::<Batch>(br#"{"events": [{"eventType": "x", "colour": "red"}]}"#).unwrap_err();
+        assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(unknown.field.as_deref(), Some("events[0].colour"));
+        let wrong_type = parse::<Batch>(br#"{"events": [{"eventType": 7}]}"#).unwrap_err();
+        assert_eq!(wrong_type.field.as_deref(), Some("events[0].eventType"));
+        let top = parse::<Batch>(br#"{"evnts": []}"#).unwrap_err();
+        assert_eq!(top.field.as_deref(), Some("evnts"));
+        assert!(is_json("application/json; charset=utf-8"));
+        assert!(!is_json("text/plain"));
+    }
+}

@@ -1,0 +1,179 @@
+//! Who is calling: authentication into a tenant, `X-Priority`, and the per-tenant rate limit
+//! whose headers go on every response.
+
+use analytics_core::model::{ApiKey, TenantId};
+use analytics_core::resilience::{EndpointClass, Priority};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::error::ApiError;
+use crate::state::{AppState, AuthMode};
+
+/// The API-key header.
+pub const API_KEY_HEADER: &str = "x-api-key";
+/// The tenant header (`--auth header`, or a cross-check in API-key mode).
+pub const TENANT_HEADER: &str = "x-tenant-id";
+/// The priority header (1–10) that feeds load shedding.
+pub const PRIORITY_HEADER: &str = "x-priority";
+
+/// The authenticated caller of a tenant-scoped route. Handlers take it as an extractor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The tenant every read and write of the request is scoped to.
+    pub tenant: TenantId,
+    /// The request's priority for load shedding.
+    pub priority: Priority,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "route is missing the tenant layer",
+            )
+        })
+    }
+}
+
+/// Middleware of every tenant-scoped route: authenticates, reads the priority, applies the
+/// tenant's rate limit for the route's endpoint class, and puts the limit's headers on the
+/// response, whatever it is.
+pub(crate) async fn tenant_layer(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let caller = match identify(&state, request.headers()).await {
+        Ok(caller) => caller,
+        Err(error) => return error.into_response(),
+    };
+    tracing::Span::current().record("tenant", caller.tenant.as_str());
+    let class = endpoint_class(request.method(), request.uri().path());
+    let analytics = state.analytics();
+    let decision = match analytics.rate_limiter().check(&caller.tenant, class).await {
+        Ok(decision) => decision,
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    let mut response = if decision.allowed {
+        request.extensions_mut().insert(caller);
+        next.run(request).await
+    } else {
+        let mut refusal = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("rate limit of the {} endpoints exceeded", class.as_str()),
+        );
+        refusal.retry_after = decision.retry_after;
+        refusal.into_response()
+    };
+    let headers = response.headers_mut();
+    for (name, value) in decision.headers(analytics.clock().now()) {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(header_name(name)), value);
+        }
+    }
+    response
+}
+
+/// `HeaderName::from_static` wants lower case.
+fn header_name(name: &'static str) -> &'static str {
+    match name {
+        "X-RateLimit-Limit" => "x-ratelimit-limit",
+        "X-RateLimit-Remaining" => "x-ratelimit-remaining",
+        "X-RateLimit-Reset" => "x-ratelimit-reset",
+        "RateLimit" => "ratelimit",
+        "RateLimit-Policy" => "ratelimit-policy",
+        "Retry-After" => "retry-after",
+        other => other,
+    }
+}
+
+async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let claimed = header_text(headers, TENANT_HEADER)?
+        .map(|raw| TenantId::parse(raw).map_err(|e| ApiError::from(e).with_field("X-Tenant-Id")))
+        .transpose()?;
+    let tenant = match state.config().auth {
+        AuthMode::Header => claimed.ok_or_else(|| unauthenticated("X-Tenant-Id", "send the X-Tenant-Id header"))?,
+        AuthMode::ApiKey => {
+            let raw = header_text(headers, API_KEY_HEADER)?
+                .ok_or_else(|| unauthenticated("X-API-Key", "send an API key in the X-API-Key header"))?;
+            let key = ApiKey::parse(raw).map_err(|_| unauthenticated("X-API-Key", "unknown API key"))?;
+            let tenant = state.analytics().authenticate(&key).await.map_err(|e| match e {
+                analytics_core::Error::Unauthenticated(_) => unauthenticated("X-API-Key", "unknown API key"),
+                other => ApiError::from(other),
+            })?;
+            if let Some(claimed) = claimed
+                && claimed != tenant
+            {
+                return Err(ApiError::forbidden(
+                    "X-Tenant-Id",
+                    "the API key belongs to another tenant",
+                ));
+            }
+            tenant
+        }
+    };
+    let priority = match header_text(headers, PRIORITY_HEADER)? {
+        None => Priority::DEFAULT,
+        Some(raw) => Priority::parse(raw).map_err(|e| ApiError::from(e).with_field("X-Priority"))?,
+    };
+    Ok(Caller { tenant, priority })
+}
+
+fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, ApiError> {
+    headers
+        .get(name)
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| ApiError::bad_request(name, "header is not visible ASCII"))
+        })
+        .transpose()
+}
+
+fn unauthenticated(field: &str, message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message).with_field(field)
+}
+
+/// The rate-limit class of a route (seed 000's groups): analytics queries, event writes, event
+/// reads, and everything else.
+pub fn endpoint_class(method: &Method, path: &str) -> EndpointClass {
+    let route = path
+        .strip_prefix("/api/v1")
+        .or_else(|| path.strip_prefix("/api"))
+        .unwrap_or(path);
+    if route.starts_with("/analytics/") {
+        EndpointClass::Analytics
+    } else if route == "/events" || route.starts_with("/events/") {
+        if method == Method::GET {
+            EndpointClass::EventsRead
+        } else {
+            EndpointClass::EventsWrite
+        }
+    } else {
+        EndpointClass::General
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_fall_into_seed_classes() {
+        assert_eq!(
+            endpoint_class(&Method::GET, "/api/analytics/summary"),
+            EndpointClass::Analytics
+        );
+        assert_eq!(
+            endpoint_class(&Method::POST, "/api/v1/analytics/cache/clear"),
+            EndpointClass::Analytics
+        );
+        assert_eq!(endpoint_class(&Method::POST, "/api/events/batch"), EndpointClass::EventsWrite);
+        assert_eq!(endpoint_class(&Method::GET, "/api/v1/events"), EndpointClass::EventsRead);
+        assert_eq!(endpoint_class(&Method::GET, "/api/experiments"), EndpointClass::General);
+        assert_eq!(endpoint_class(&Method::GET, "/api/eventsx"), EndpointClass::General);
+    }
+}

@@ -1,0 +1,178 @@
+//! [`ApiError`]: every failure as `{ "error": { "code", "message", "field" } }` with its status.
+
+use std::time::Duration;
+
+use analytics_core::Error;
+use analytics_core::resilience::rate_limit::ceil_secs;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// An error response. Built from core's [`Error`] (the status follows its variant) or directly
+/// for failures only HTTP has (unknown parameters, bodies too large, forbidden tenants).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// A stable machine-readable code (`invalid_input`, `rate_limited`, …).
+    pub code: &'static str,
+    /// What went wrong, in plain words.
+    pub message: String,
+    /// The offending field or parameter, as the API spells it.
+    pub field: Option<String>,
+    /// For 429 and 503: when it is worth trying again (sent as `Retry-After`).
+    pub retry_after: Option<Duration>,
+}
+
+/// The JSON body of an error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// The fields of an error body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code.
+    pub code: &'static str,
+    /// Human-readable explanation.
+    pub message: String,
+    /// The offending field or parameter, when one is to blame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    /// An error with no field and no retry hint.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            retry_after: None,
+        }
+    }
+
+    /// 400: a request parameter or header could not be accepted.
+    pub fn bad_request(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_input", message).with_field(field)
+    }
+
+    /// 403: the authenticated tenant may not act for the tenant the request names.
+    pub fn forbidden(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message).with_field(field)
+    }
+
+    /// Names the field to blame.
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// A validation failure of a JSON body: 422 instead of the 400 used for parameters.
+    pub fn unprocessable(error: Error) -> Self {
+        let mut api = Self::from(error);
+        if api.status == StatusCode::BAD_REQUEST {
+            api.status = StatusCode::UNPROCESSABLE_ENTITY;
+        }
+        api
+    }
+
+    /// The error body for `status` when a framework layer (timeout, router, body limit) answered
+    /// without one.
+    pub fn for_status(status: StatusCode) -> Self {
+        let (code, message) = match status {
+            StatusCode::NOT_FOUND => ("not_found", "no such route"),
+            StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "the route does not accept this method"),
+            StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body exceeds the limit"),
+            StatusCode::REQUEST_TIMEOUT | StatusCode::GATEWAY_TIMEOUT => ("timeout", "the request took too long"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "send a JSON body (application/json)"),
+            s if s.is_server_error() => ("internal", "the server failed to answer"),
+            _ => ("error", "the request failed"),
+        };
+        Self::new(status, code, message)
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        let message = error.to_string();
+        let retry_after = error.retry_after();
+        let (status, code, field) = match error {
+            Error::InvalidInput { field, .. } => (StatusCode::BAD_REQUEST, "invalid_input", Some(field)),
+            Error::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found", None),
+            Error::Conflict(_) => (StatusCode::CONFLICT, "conflict", None),
+            Error::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated", None),
+            Error::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
+            Error::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout", None),
+            Error::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", None),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
+        };
+        // A 503 always tells the client when to come back.
+        let retry_after = retry_after.or((status == StatusCode::SERVICE_UNAVAILABLE).then(|| Duration::from_secs(1)));
+        Self {
+            status,
+            code,
+            message,
+            field,
+            retry_after,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::warn!(status = self.status.as_u16(), code = self.code, message = %self.message, "request failed");
+        }
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+                field: self.field,
+            },
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(wait) = self.retry_after {
+            let seconds = ceil_secs(wait).max(1);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_follow_the_core_error() {
+        let cases = [
+            (Error::invalid("startDate", "bad"), StatusCode::BAD_REQUEST),
+            (Error::not_found("experiment \"x\""), StatusCode::NOT_FOUND),
+            (Error::Conflict("taken".into()), StatusCode::CONFLICT),
+            (Error::Unauthenticated("no key".into()), StatusCode::UNAUTHORIZED),
+            (Error::unavailable("down"), StatusCode::SERVICE_UNAVAILABLE),
+            (Error::Timeout("slow".into()), StatusCode::SERVICE_UNAVAILABLE),
+            (Error::Backend("broken".into()), StatusCode::INTERNAL_SERVER_ERROR),
+        ];
+        for (error, status) in cases {
+            let api = ApiError::from(error);
+            assert_eq!(api.status, status, "{}", api.message);
+            assert_eq!(api.retry_after.is_some(), status == StatusCode::SERVICE_UNAVAILABLE);
+        }
+        assert_eq!(
+            ApiError::from(Error::invalid("startDate", "bad")).field.as_deref(),
+            Some("startDate")
+        );
+        assert_eq!(
+            ApiError::unprocessable(Error::invalid("name", "empty")).status,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+    }
+}

@@ -1,0 +1,1 @@
+//! The `analytics-server` binary's logic (placeholder; filled below).

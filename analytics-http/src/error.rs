@@ -123,20 +123,26 @@ impl From<Error> for ApiError {
     }
 }
 
+impl From<ApiError> for ErrorBody {
+    fn from(error: ApiError) -> Self {
+        Self {
+            error: ErrorDetail {
+                code: error.code,
+                message: error.message,
+                field: error.field,
+            },
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
             tracing::warn!(status = self.status.as_u16(), code = self.code, message = %self.message, "request failed");
         }
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code,
-                message: self.message,
-                field: self.field,
-            },
-        };
-        let mut response = (self.status, axum::Json(body)).into_response();
-        if let Some(wait) = self.retry_after {
+        let (status, retry_after) = (self.status, self.retry_after);
+        let mut response = (status, axum::Json(ErrorBody::from(self))).into_response();
+        if let Some(wait) = retry_after {
             let seconds = ceil_secs(wait).max(1);
             response
                 .headers_mut()

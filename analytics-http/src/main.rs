@@ -1,1 +1,19 @@
-fn main() {}
+//! `analytics-server`: the analytics HTTP API as a process. See [`analytics_http::server`].
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn")))
+        .init();
+    let cli = analytics_http::server::Cli::parse();
+    match analytics_http::server::run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("analytics-server: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

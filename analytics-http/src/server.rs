@@ -1,1 +1,346 @@
-//! The `analytics-server` binary's logic (placeholder; filled below).
+//! The `analytics-server` binary: flags and environment, assembling the facade from them, and
+//! serving with graceful shutdown.
+//!
+//! ```text
+//! analytics-server [--listen 127.0.0.1:3001] [--store memory|postgres://…] [--read-url postgres://…]
+//!                  [--cache memory|redis://…] [--auth api-key|header]
+//!                  [--bootstrap-tenant NAME:KEY]… [--rate-limit CLASS=LIMIT/SECONDS]…
+//! analytics-server tenant create NAME [--store postgres://…]
+//! ```
+//!
+//! With no flags it serves the embedded default (in-memory store, moka cache, in-process rate
+//! limits) on 127.0.0.1:3001. Every flag has an `ANALYTICS_*` environment variable.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use analytics_core::Analytics;
+use analytics_core::model::{ApiKey, Tenant, TenantId};
+use analytics_core::resilience::{EndpointClass, FailMode, LimitRule, RateLimitPolicy, RateLimits};
+use analytics_core::store::EventStore;
+use clap::{Args, Parser, Subcommand};
+use tokio::net::TcpListener;
+
+use crate::state::{AppState, AuthMode, HttpConfig};
+
+/// Command line of `analytics-server`.
+#[derive(Debug, Parser)]
+#[command(name = "analytics-server", version, about = "Serves the analytics HTTP API.")]
+pub struct Cli {
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Where data lives.
+    #[command(flatten)]
+    pub backends: Backends,
+    /// How to serve.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Tenant administration.
+    Tenant {
+        /// The action.
+        #[command(subcommand)]
+        action: TenantCommand,
+    },
+}
+
+/// Tenant administration.
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Registers a tenant in the store and prints a new API key for it (shown only once).
+    Create {
+        /// The tenant's id (ASCII letters, digits, `_ - . :`), also used as its name.
+        name: String,
+    },
+}
+
+/// Store and cache.
+#[derive(Debug, Args)]
+pub struct Backends {
+    /// `memory` or a `postgres://` URL.
+    #[arg(long, env = "ANALYTICS_STORE", default_value = "memory", global = true)]
+    pub store: String,
+    /// A PostgreSQL read replica URL for summaries and the event log.
+    #[arg(long, env = "ANALYTICS_READ_URL", global = true)]
+    pub read_url: Option<String>,
+    /// `memory` or a `redis://` URL (a moka tier in front of Redis, kept coherent across
+    /// instances; rate limits are then shared through Redis too).
+    #[arg(long, env = "ANALYTICS_CACHE", default_value = "memory", global = true)]
+    pub cache: String,
+}
+
+/// Serving options.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "ANALYTICS_LISTEN", default_value = "127.0.0.1:3001")]
+    pub listen: SocketAddr,
+    /// How callers name their tenant.
+    #[arg(long, env = "ANALYTICS_AUTH", value_enum, default_value = "api-key")]
+    pub auth: AuthMode,
+    /// Provisions a tenant with a known API key at start (`NAME:KEY`; repeatable; idempotent).
+    #[arg(long = "bootstrap-tenant", env = "ANALYTICS_BOOTSTRAP_TENANTS", value_delimiter = ',')]
+    pub bootstrap_tenants: Vec<String>,
+    /// Overrides a rate limit: `CLASS=LIMIT/SECONDS` with CLASS one of analytics, events-write,
+    /// events-read, general (repeatable). Defaults follow seed 000.
+    #[arg(long = "rate-limit", env = "ANALYTICS_RATE_LIMITS", value_delimiter = ',')]
+    pub rate_limits: Vec<String>,
+    /// Seconds a request may take to produce its response.
+    #[arg(long, env = "ANALYTICS_REQUEST_TIMEOUT", default_value_t = 30)]
+    pub request_timeout: u64,
+    /// The largest request body, in bytes.
+    #[arg(long, env = "ANALYTICS_BODY_LIMIT", default_value_t = 16 * 1024 * 1024)]
+    pub body_limit: usize,
+}
+
+/// A startup failure, printed by `main`.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs the command line.
+///
+/// # Errors
+/// Bad flags, unreachable backends, a listener that cannot bind.
+pub async fn run(cli: Cli) -> Result<(), BoxError> {
+    match cli.command {
+        Some(Command::Tenant {
+            action: TenantCommand::Create { name },
+        }) => create_tenant(&cli.backends, &name).await,
+        None => serve(&cli.backends, &cli.serve).await,
+    }
+}
+
+async fn create_tenant(backends: &Backends, name: &str) -> Result<(), BoxError> {
+    if backends.store == "memory" {
+        return Err("`tenant create` needs a persistent store: pass --store postgres://…".into());
+    }
+    let analytics = build(backends, RateLimits::default()).await?;
+    let (tenant, key) = analytics.create_tenant(TenantId::parse(name)?, name).await?;
+    println!("tenant {} created; API key (shown once): {}", tenant.id.as_str(), key.expose());
+    Ok(())
+}
+
+async fn serve(backends: &Backends, args: &ServeArgs) -> Result<(), BoxError> {
+    let limits = rate_limits(&args.rate_limits)?;
+    let analytics = build(backends, limits).await?;
+    for spec in &args.bootstrap_tenants {
+        bootstrap_tenant(&analytics, spec).await?;
+    }
+    let config = HttpConfig {
+        auth: args.auth,
+        body_limit: args.body_limit,
+        request_timeout: Duration::from_secs(args.request_timeout),
+        ..HttpConfig::default()
+    };
+    let state = AppState::new(analytics, config);
+    let listener = TcpListener::bind(args.listen).await?;
+    // Tests and scripts read the bound address (the port may be 0) from this line.
+    println!("listening on http://{}", listener.local_addr()?);
+    let app = crate::router(state.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            // Streams never end by themselves; in-flight requests and ingests are awaited.
+            state.close_streams();
+        })
+        .await?;
+    Ok(())
+}
+
+/// The facade over the configured store and cache.
+///
+/// # Errors
+/// Unknown backend URLs, connection failures.
+pub async fn build(backends: &Backends, limits: RateLimits) -> Result<Analytics, BoxError> {
+    let mut builder = Analytics::builder().rate_limits(limits);
+    builder = match backends.store.as_str() {
+        "memory" => {
+            if backends.read_url.is_some() {
+                return Err("--read-url needs --store postgres://…".into());
+            }
+            builder
+        }
+        url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            builder.store(postgres_store(url, backends.read_url.as_deref()).await?)
+        }
+        other => return Err(format!("--store must be `memory` or a postgres:// URL, not {other:?}").into()),
+    };
+    builder = match backends.cache.as_str() {
+        "memory" => builder,
+        url if url.starts_with("redis://") || url.starts_with("rediss://") => redis_backends(builder, url).await?,
+        other => return Err(format!("--cache must be `memory` or a redis:// URL, not {other:?}").into()),
+    };
+    Ok(builder.build()?)
+}
+
+#[cfg(feature = "postgres")]
+async fn postgres_store(url: &str, read_url: Option<&str>) -> Result<Arc<dyn EventStore>, BoxError> {
+    let mut config = analytics_postgres::PostgresConfig::new(url);
+    if let Some(read) = read_url {
+        config = config.read_replica(read);
+    }
+    Ok(Arc::new(analytics_postgres::PostgresStore::connect(&config).await?))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn postgres_store(_url: &str, _read_url: Option<&str>) -> Result<Arc<dyn EventStore>, BoxError> {
+    Err("this build has no PostgreSQL support (feature `postgres`)".into())
+}
+
+#[cfg(feature = "redis")]
+async fn redis_backends(
+    builder: analytics_core::AnalyticsBuilder,
+    url: &str,
+) -> Result<analytics_core::AnalyticsBuilder, BoxError> {
+    let config = analytics_redis::RedisConfig::new(url);
+    let cache = analytics_redis::TieredCache::connect(&config, analytics_core::cache::MokaCache::default()).await?;
+    let limiter = analytics_redis::RedisRateLimitStore::connect(&config).await?;
+    Ok(builder.cache(Arc::new(cache)).rate_limit_store(Arc::new(limiter)))
+}
+
+#[cfg(not(feature = "redis"))]
+async fn redis_backends(
+    _builder: analytics_core::AnalyticsBuilder,
+    _url: &str,
+) -> Result<analytics_core::AnalyticsBuilder, BoxError> {
+    Err("this build has no Redis support (feature `redis`)".into())
+}
+
+/// Provisions `NAME:KEY`: creates the tenant unless it exists, registers the key unless it is
+/// already the tenant's. A key registered to another tenant is an error.
+///
+/// # Errors
+/// A malformed spec, a key of another tenant, store errors.
+pub async fn bootstrap_tenant(analytics: &Analytics, spec: &str) -> Result<(), BoxError> {
+    let (name, key) = spec
+        .split_once(':')
+        .ok_or_else(|| format!("--bootstrap-tenant wants NAME:KEY, got {spec:?}"))?;
+    let id = TenantId::parse(name)?;
+    let key = ApiKey::parse(key)?;
+    let store = analytics.store();
+    match store
+        .create_tenant(&Tenant::new(id.clone(), name, analytics.clock().now())?)
+        .await
+    {
+        Ok(()) | Err(analytics_core::Error::Conflict(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    match store.add_api_key(&id, &key.hash()).await {
+        Ok(()) => Ok(()),
+        Err(analytics_core::Error::Conflict(_)) => match analytics.authenticate(&key).await? {
+            owner if owner == id => Ok(()),
+            _ => Err(format!("the key of --bootstrap-tenant {name} belongs to another tenant").into()),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The default limits with `CLASS=LIMIT/SECONDS` overrides (GCRA, burst = limit, failing open).
+///
+/// # Errors
+/// A malformed override.
+pub fn rate_limits(overrides: &[String]) -> Result<RateLimits, BoxError> {
+    let mut limits = RateLimits::default();
+    for spec in overrides {
+        let bad = || format!("--rate-limit wants CLASS=LIMIT/SECONDS, got {spec:?}");
+        let (class, rule) = spec.split_once('=').ok_or_else(bad)?;
+        let (limit, seconds) = rule.split_once('/').ok_or_else(bad)?;
+        let class = match class {
+            "analytics" => EndpointClass::Analytics,
+            "events-write" => EndpointClass::EventsWrite,
+            "events-read" => EndpointClass::EventsRead,
+            "general" => EndpointClass::General,
+            _ => return Err(format!("unknown rate-limit class {class:?} in {spec:?}").into()),
+        };
+        let limit: u32 = limit.parse().map_err(|_| bad())?;
+        let seconds: u64 = seconds.parse().map_err(|_| bad())?;
+        let rule = LimitRule {
+            policy: RateLimitPolicy::gcra(limit, Duration::from_secs(seconds)),
+            fail: FailMode::Open,
+        };
+        limits = limits.set(class, rule)?;
+    }
+    Ok(limits)
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        // Without a handler only SIGTERM stops us, which is fine.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_overrides_parse_and_reject_nonsense() {
+        let limits = rate_limits(&["analytics=100000/1".into()]).unwrap();
+        assert_eq!(limits.rule(EndpointClass::Analytics).policy.header_limit(), 100_000);
+        assert_eq!(
+            limits.rule(EndpointClass::EventsWrite),
+            RateLimits::default().rule(EndpointClass::EventsWrite)
+        );
+        for bad in ["analytics", "analytics=10", "reads=1/1", "analytics=x/1", "analytics=0/1"] {
+            assert!(rate_limits(&[bad.into()]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_cli_parses_its_documented_forms() {
+        let cli = Cli::try_parse_from([
+            "analytics-server",
+            "--listen",
+            "127.0.0.1:0",
+            "--auth",
+            "header",
+            "--bootstrap-tenant",
+            "acme:key-acme-123",
+            "--bootstrap-tenant",
+            "beta:key-beta-123",
+        ])
+        .unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.serve.auth, AuthMode::Header);
+        assert_eq!(cli.serve.bootstrap_tenants.len(), 2);
+        let admin = Cli::try_parse_from(["analytics-server", "tenant", "create", "acme", "--store", "postgres://x"]).unwrap();
+        assert!(matches!(admin.command, Some(Command::Tenant { .. })));
+        assert_eq!(admin.backends.store, "postgres://x");
+    }
+
+    #[tokio::test]
+    async fn bootstrap_is_idempotent_and_keys_stay_with_their_tenant() {
+        let analytics = Analytics::in_memory();
+        bootstrap_tenant(&analytics, "acme:key-acme-123").await.unwrap();
+        bootstrap_tenant(&analytics, "acme:key-acme-123").await.unwrap();
+        let acme = analytics.authenticate(&ApiKey::parse("key-acme-123").unwrap()).await.unwrap();
+        assert_eq!(acme.as_str(), "acme");
+        assert!(bootstrap_tenant(&analytics, "beta:key-acme-123").await.is_err());
+        assert!(bootstrap_tenant(&analytics, "no-colon").await.is_err());
+    }
+}

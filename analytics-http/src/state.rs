@@ -7,6 +7,7 @@ use analytics_core::Analytics;
 use tokio::sync::watch;
 
 use crate::metrics::Metrics;
+use crate::routes::stream::StreamHub;
 
 /// How callers prove which tenant they act for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -77,6 +78,7 @@ struct Inner {
     analytics: Analytics,
     config: HttpConfig,
     metrics: Metrics,
+    streams: StreamHub,
     shutdown: watch::Sender<bool>,
 }
 
@@ -89,6 +91,7 @@ impl AppState {
                 analytics,
                 config,
                 metrics,
+                streams: StreamHub::default(),
                 shutdown: watch::Sender::new(false),
             }),
         }
@@ -107,6 +110,16 @@ impl AppState {
     /// The request metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// The live-stream topics.
+    pub(crate) fn streams(&self) -> &StreamHub {
+        &self.inner.streams
+    }
+
+    /// Live-stream topics running (one per distinct streamed query).
+    pub fn stream_topics(&self) -> usize {
+        self.inner.streams.topics()
     }
 
     /// Ends every live stream (call when shutting down: graceful shutdown waits for open

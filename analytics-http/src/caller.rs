@@ -171,8 +171,14 @@ mod tests {
             endpoint_class(&Method::POST, "/api/v1/analytics/cache/clear"),
             EndpointClass::Analytics
         );
-        assert_eq!(endpoint_class(&Method::POST, "/api/events/batch"), EndpointClass::EventsWrite);
-        assert_eq!(endpoint_class(&Method::GET, "/api/v1/events"), EndpointClass::EventsRead);
+        assert_eq!(
+            endpoint_class(&Method::POST, "/api/events/batch"),
+            EndpointClass::EventsWrite
+        );
+        assert_eq!(
+            endpoint_class(&Method::GET, "/api/v1/events"),
+            EndpointClass::EventsRead
+        );
         assert_eq!(endpoint_class(&Method::GET, "/api/experiments"), EndpointClass::General);
         assert_eq!(endpoint_class(&Method::GET, "/api/eventsx"), EndpointClass::General);
     }

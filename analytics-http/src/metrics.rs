@@ -79,17 +79,33 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         let durations = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
         let facade = Arc::new(FacadeGauges::default());
-        registry.register("http_requests", "HTTP requests by route, method and status", requests.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests by route, method and status",
+            requests.clone(),
+        );
         registry.register(
             "http_request_duration_seconds",
             "Time to produce a response, by route",
             durations.clone(),
         );
-        registry.register("load_level", "Load level: 0 normal, 1 elevated, 2 high, 3 critical", facade.load_level.clone());
+        registry.register(
+            "load_level",
+            "Load level: 0 normal, 1 elevated, 2 high, 3 critical",
+            facade.load_level.clone(),
+        );
         registry.register("load_in_flight", "Queries in flight", facade.in_flight.clone());
-        registry.register("load_limit", "Current adaptive concurrency limit", facade.load_limit.clone());
+        registry.register(
+            "load_limit",
+            "Current adaptive concurrency limit",
+            facade.load_limit.clone(),
+        );
         registry.register("load_shed", "Queries shed since start", facade.shed.clone());
-        registry.register("breaker_state", "1 for the circuit breaker's current state", facade.breaker.clone());
+        registry.register(
+            "breaker_state",
+            "1 for the circuit breaker's current state",
+            facade.breaker.clone(),
+        );
         registry.register("cache_hits", "Cache hits since start", facade.cache_hits.clone());
         registry.register("cache_misses", "Cache misses since start", facade.cache_misses.clone());
         registry.register("cache_entries", "Entries in the cache", facade.cache_entries.clone());
@@ -113,7 +129,9 @@ impl Metrics {
             })
             .inc();
         self.durations
-            .get_or_create(&RouteLabels { route: route.to_owned() })
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+            })
             .observe(took.as_secs_f64());
         self.meter.tick();
     }

@@ -26,7 +26,10 @@ impl Params {
                 ));
             }
             if values.insert(name.to_string(), value.into_owned()).is_some() {
-                return Err(ApiError::bad_request(name.as_ref(), format!("parameter {name:?} is given twice")));
+                return Err(ApiError::bad_request(
+                    name.as_ref(),
+                    format!("parameter {name:?} is given twice"),
+                ));
             }
         }
         Ok(Self { values })
@@ -78,7 +81,11 @@ impl Params {
             Ok(n) if range.contains(&n) => Ok(Some(n)),
             _ => Err(ApiError::bad_request(
                 name,
-                format!("{raw:?} is not a whole number from {} to {}", range.start(), range.end()),
+                format!(
+                    "{raw:?} is not a whole number from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
             )),
         }
     }
@@ -95,7 +102,10 @@ mod tests {
         let twice = Params::parse(Some("limit=1&limit=2"), &["limit"]).unwrap_err();
         assert_eq!(twice.field.as_deref(), Some("limit"));
         let both = Params::parse(Some("from=a&startDate=b"), &["startDate", "from"]).unwrap();
-        assert_eq!(both.get_alias(&["startDate", "from"]).unwrap_err().field.as_deref(), Some("from"));
+        assert_eq!(
+            both.get_alias(&["startDate", "from"]).unwrap_err().field.as_deref(),
+            Some("from")
+        );
         let decoded = Params::parse(Some("userId=a%20b&exact"), &["userId", "exact"]).unwrap();
         assert_eq!(decoded.get("userId"), Some("a b"));
         assert!(decoded.flag("exact").unwrap());
@@ -104,8 +114,14 @@ mod tests {
     #[test]
     fn numbers_and_flags_are_checked() {
         let params = Params::parse(Some("limit=0&skipCache=maybe"), &["limit", "skipCache"]).unwrap();
-        assert_eq!(params.number("limit", 1..=1000).unwrap_err().field.as_deref(), Some("limit"));
-        assert_eq!(params.flag("skipCache").unwrap_err().field.as_deref(), Some("skipCache"));
+        assert_eq!(
+            params.number("limit", 1..=1000).unwrap_err().field.as_deref(),
+            Some("limit")
+        );
+        assert_eq!(
+            params.flag("skipCache").unwrap_err().field.as_deref(),
+            Some("skipCache")
+        );
         let ok = Params::parse(Some("limit=1000"), &["limit"]).unwrap();
         assert_eq!(ok.number("limit", 1..=1000).unwrap(), Some(1000));
     }

@@ -85,7 +85,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ANALYTICS_AUTH", value_enum, default_value = "api-key")]
     pub auth: AuthMode,
     /// Provisions a tenant with a known API key at start (`NAME:KEY`; repeatable; idempotent).
-    #[arg(long = "bootstrap-tenant", env = "ANALYTICS_BOOTSTRAP_TENANTS", value_delimiter = ',')]
+    #[arg(
+        long = "bootstrap-tenant",
+        env = "ANALYTICS_BOOTSTRAP_TENANTS",
+        value_delimiter = ','
+    )]
     pub bootstrap_tenants: Vec<String>,
     /// Overrides a rate limit: `CLASS=LIMIT/SECONDS` with CLASS one of analytics, events-write,
     /// events-read, general (repeatable). Defaults follow seed 000.
@@ -121,7 +125,11 @@ async fn create_tenant(backends: &Backends, name: &str) -> Result<(), BoxError> 
     }
     let analytics = build(backends, RateLimits::default()).await?;
     let (tenant, key) = analytics.create_tenant(TenantId::parse(name)?, name).await?;
-    println!("tenant {} created; API key (shown once): {}", tenant.id.as_str(), key.expose());
+    println!(
+        "tenant {} created; API key (shown once): {}",
+        tenant.id.as_str(),
+        key.expose()
+    );
     Ok(())
 }
 
@@ -306,7 +314,13 @@ mod tests {
             limits.rule(EndpointClass::EventsWrite),
             RateLimits::default().rule(EndpointClass::EventsWrite)
         );
-        for bad in ["analytics", "analytics=10", "reads=1/1", "analytics=x/1", "analytics=0/1"] {
+        for bad in [
+            "analytics",
+            "analytics=10",
+            "reads=1/1",
+            "analytics=x/1",
+            "analytics=0/1",
+        ] {
             assert!(rate_limits(&[bad.into()]).is_err(), "{bad}");
         }
     }
@@ -328,7 +342,15 @@ mod tests {
         assert!(cli.command.is_none());
         assert_eq!(cli.serve.auth, AuthMode::Header);
         assert_eq!(cli.serve.bootstrap_tenants.len(), 2);
-        let admin = Cli::try_parse_from(["analytics-server", "tenant", "create", "acme", "--store", "postgres://x"]).unwrap();
+        let admin = Cli::try_parse_from([
+            "analytics-server",
+            "tenant",
+            "create",
+            "acme",
+            "--store",
+            "postgres://x",
+        ])
+        .unwrap();
         assert!(matches!(admin.command, Some(Command::Tenant { .. })));
         assert_eq!(admin.backends.store, "postgres://x");
     }
@@ -338,7 +360,10 @@ mod tests {
         let analytics = Analytics::in_memory();
         bootstrap_tenant(&analytics, "acme:key-acme-123").await.unwrap();
         bootstrap_tenant(&analytics, "acme:key-acme-123").await.unwrap();
-        let acme = analytics.authenticate(&ApiKey::parse("key-acme-123").unwrap()).await.unwrap();
+        let acme = analytics
+            .authenticate(&ApiKey::parse("key-acme-123").unwrap())
+            .await
+            .unwrap();
         assert_eq!(acme.as_str(), "acme");
         assert!(bootstrap_tenant(&analytics, "beta:key-acme-123").await.is_err());
         assert!(bootstrap_tenant(&analytics, "no-colon").await.is_err());

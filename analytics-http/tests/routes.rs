@@ -38,7 +38,15 @@ async fn summary_answers_in_seed_000_shape_under_api_and_v1() {
         assert_eq!(body["timeSeriesData"].as_array().unwrap().len(), 31);
         assert_eq!(body["topPages"][0], json!({"page": "/home", "views": 3}));
         assert_eq!(body["deviceStats"][0]["device"], "desktop");
-        for key in ["loadLevel", "cached", "stale", "responseTime", "granularity", "degraded", "uniqueUsersApproximate"] {
+        for key in [
+            "loadLevel",
+            "cached",
+            "stale",
+            "responseTime",
+            "granularity",
+            "degraded",
+            "uniqueUsersApproximate",
+        ] {
             assert!(body["_metadata"].get(key).is_some(), "_metadata.{key} missing: {body}");
         }
         assert!(reply.header("x-ratelimit-limit").is_some());
@@ -50,16 +58,24 @@ async fn summary_answers_in_seed_000_shape_under_api_and_v1() {
 #[tokio::test]
 async fn summary_accepts_aliases_filters_and_compare_previous() {
     let app = seeded().await;
-    let aliased = app.get("/api/analytics/summary?from=2024-05-01&to=2024-05-31&eventType=view&groupBy=week").await;
+    let aliased = app
+        .get("/api/analytics/summary?from=2024-05-01&to=2024-05-31&eventType=view&groupBy=week")
+        .await;
     assert_eq!(aliased.status, StatusCode::OK, "{}", aliased.body);
     assert_eq!(aliased.body["totalEvents"], 2);
     assert_eq!(aliased.body["_metadata"]["granularity"], "week");
 
-    let user = app.get(&format!("/api/analytics/summary?{RANGE}&userId=u1&exact=true&timezone=Europe/Paris")).await;
+    let user = app
+        .get(&format!(
+            "/api/analytics/summary?{RANGE}&userId=u1&exact=true&timezone=Europe/Paris"
+        ))
+        .await;
     assert_eq!(user.body["totalEvents"], 2);
     assert_eq!(user.body["_metadata"]["timezone"], "Europe/Paris");
 
-    let compared = app.get(&format!("/api/analytics/summary?{RANGE}&compare=previous")).await;
+    let compared = app
+        .get(&format!("/api/analytics/summary?{RANGE}&compare=previous"))
+        .await;
     assert_eq!(compared.status, StatusCode::OK, "{}", compared.body);
     let comparison = &compared.body["comparison"];
     assert_eq!(comparison["totalEvents"], 1, "{comparison}");
@@ -74,14 +90,26 @@ async fn summary_rejects_bad_parameters_naming_them() {
     let app = seeded().await;
     let cases = [
         ("/api/analytics/summary?endDate=2024-05-31", "startDate"),
-        ("/api/analytics/summary?startDate=2024-13-01&endDate=2024-05-31", "startDate"),
+        (
+            "/api/analytics/summary?startDate=2024-13-01&endDate=2024-05-31",
+            "startDate",
+        ),
         (&format!("/api/analytics/summary?{RANGE}&grupBy=day"), "grupBy"),
         (&format!("/api/analytics/summary?{RANGE}&groupBy=year"), "groupBy"),
-        (&format!("/api/analytics/summary?{RANGE}&timezone=Mars/Base"), "timezone"),
-        (&format!("/api/analytics/summary?{RANGE}&skipCache=perhaps"), "skipCache"),
+        (
+            &format!("/api/analytics/summary?{RANGE}&timezone=Mars/Base"),
+            "timezone",
+        ),
+        (
+            &format!("/api/analytics/summary?{RANGE}&skipCache=perhaps"),
+            "skipCache",
+        ),
         (&format!("/api/analytics/summary?{RANGE}&compare=next"), "compare"),
         (&format!("/api/analytics/summary?{RANGE}&from=2024-05-01"), "from"),
-        ("/api/analytics/summary?startDate=2024-05-31&endDate=2024-05-01", "endDate"),
+        (
+            "/api/analytics/summary?startDate=2024-05-31&endDate=2024-05-01",
+            "endDate",
+        ),
     ];
     for (uri, field) in cases {
         let reply = app.get(uri).await;
@@ -120,11 +148,18 @@ async fn authentication_failures_are_401_and_403() {
 async fn tenants_never_see_each_other() {
     let app = seeded().await;
     let beta = app
-        .send(request(Method::GET, &format!("/api/analytics/summary?{RANGE}"), Some(KEY_BETA), None))
+        .send(request(
+            Method::GET,
+            &format!("/api/analytics/summary?{RANGE}"),
+            Some(KEY_BETA),
+            None,
+        ))
         .await;
     assert_eq!(beta.status, StatusCode::OK);
     assert_eq!(beta.body["totalEvents"], 0);
-    let events = app.send(request(Method::GET, "/api/events", Some(KEY_BETA), None)).await;
+    let events = app
+        .send(request(Method::GET, "/api/events", Some(KEY_BETA), None))
+        .await;
     assert_eq!(events.body["total"], 0);
     let cross = app.get("/api/events?tenantId=beta").await;
     assert_eq!(cross.status, StatusCode::FORBIDDEN);
@@ -146,7 +181,9 @@ async fn header_auth_trusts_x_tenant_id() {
     named.headers_mut().insert("x-tenant-id", "gamma".parse().unwrap());
     assert_eq!(app.send(named).await.status, StatusCode::OK);
     let mut invalid = request(Method::GET, &uri, None, None);
-    invalid.headers_mut().insert("x-tenant-id", "no spaces".parse().unwrap());
+    invalid
+        .headers_mut()
+        .insert("x-tenant-id", "no spaces".parse().unwrap());
     let reply = app.send(invalid).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(reply.field(), Some("X-Tenant-Id"));
@@ -194,7 +231,9 @@ async fn an_unavailable_store_is_503_with_retry_after_or_a_stale_answer() {
     assert_eq!(cached.status, StatusCode::OK);
     assert_eq!(cached.body["_metadata"]["cached"], true);
     // An answer never computed cannot be served.
-    let uncached = app.get("/api/analytics/summary?startDate=2024-01-01&endDate=2024-01-31").await;
+    let uncached = app
+        .get("/api/analytics/summary?startDate=2024-01-01&endDate=2024-01-31")
+        .await;
     assert_eq!(uncached.status, StatusCode::SERVICE_UNAVAILABLE, "{}", uncached.body);
     assert_eq!(uncached.code(), Some("unavailable"));
     assert!(uncached.header("retry-after").is_some());
@@ -228,7 +267,11 @@ async fn paginated_summary_pages_through_the_series() {
     }
     assert_eq!(seen, 31);
 
-    for (query, field) in [("&limit=0", "limit"), ("&limit=1001", "limit"), ("&cursor=yesterday", "cursor")] {
+    for (query, field) in [
+        ("&limit=0", "limit"),
+        ("&limit=1001", "limit"),
+        ("&cursor=yesterday", "cursor"),
+    ] {
         let reply = app.get(&format!("{base}{query}")).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST);
         assert_eq!(reply.field(), Some(field));
@@ -252,7 +295,10 @@ async fn realtime_counts_the_last_five_minutes() {
     app.clock.advance(Duration::from_secs(200));
     let later = app.get("/api/analytics/realtime").await;
     assert_eq!(later.body["events"], 1);
-    assert_eq!(app.get("/api/analytics/realtime?window=1").await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.get("/api/analytics/realtime?window=1").await.status,
+        StatusCode::BAD_REQUEST
+    );
 }
 
 #[tokio::test]
@@ -281,7 +327,10 @@ async fn health_and_cache_routes_have_seed_000_shapes() {
 
     let cleared = app.post("/api/analytics/cache/clear", Value::Null).await;
     assert_eq!(cleared.status, StatusCode::OK, "{}", cleared.body);
-    assert_eq!(cleared.body, json!({"message": "Cache cleared successfully", "tenantId": "acme"}));
+    assert_eq!(
+        cleared.body,
+        json!({"message": "Cache cleared successfully", "tenantId": "acme"})
+    );
     assert_eq!(app.get(&uri).await.body["_metadata"]["cached"], false);
 
     app.store.set_down(true);
@@ -312,12 +361,18 @@ async fn cache_warm_precomputes_ranges() {
     assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(empty.field(), Some("ranges"));
     let bad = app
-        .post("/api/analytics/cache/warm", json!({"ranges": [{"startDate": "2024-05-01"}]}))
+        .post(
+            "/api/analytics/cache/warm",
+            json!({"ranges": [{"startDate": "2024-05-01"}]}),
+        )
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(bad.field(), Some("ranges[0].endDate"));
     let unknown = app
-        .post("/api/analytics/cache/warm", json!({"ranges": [{"start": "2024-05-01"}]}))
+        .post(
+            "/api/analytics/cache/warm",
+            json!({"ranges": [{"start": "2024-05-01"}]}),
+        )
         .await;
     assert_eq!(unknown.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(unknown.field(), Some("ranges[0].start"));
@@ -339,7 +394,9 @@ async fn posting_an_event_is_idempotent_and_checks_its_tenant() {
     let retried = app.post("/api/events", body.clone()).await;
     assert_eq!(retried.status, StatusCode::OK);
     assert_eq!(retried.body["duplicate"], true);
-    let summary = app.get("/api/analytics/summary?startDate=2024-05-01&endDate=2024-05-31").await;
+    let summary = app
+        .get("/api/analytics/summary?startDate=2024-05-01&endDate=2024-05-31")
+        .await;
     assert_eq!(summary.body["totalEvents"], 1, "a retried event is counted once");
 
     let mut other = body.clone();
@@ -359,7 +416,12 @@ async fn posting_an_event_is_idempotent_and_checks_its_tenant() {
             bad[k] = v.clone();
         }
         let reply = app.post("/api/events", bad).await;
-        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {}", reply.body);
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}: {}",
+            reply.body
+        );
         assert_eq!(reply.field(), Some(field), "{}", reply.body);
     }
     let malformed = app
@@ -389,11 +451,17 @@ async fn posting_an_event_is_idempotent_and_checks_its_tenant() {
 async fn batches_report_accepted_and_duplicate_ids_and_validate_everything_first() {
     let app = app().await;
     let first = app
-        .ingest(json!([event("b1", "u1", "click", "2024-05-01T00:00:00Z"), event("b2", "u1", "click", "2024-05-01T00:00:01Z")]))
+        .ingest(json!([
+            event("b1", "u1", "click", "2024-05-01T00:00:00Z"),
+            event("b2", "u1", "click", "2024-05-01T00:00:01Z")
+        ]))
         .await;
     assert_eq!(first.body, json!({"accepted": ["b1", "b2"], "duplicates": []}));
     let second = app
-        .ingest(json!([event("b2", "u1", "click", "2024-05-01T00:00:01Z"), event("b3", "u2", "view", "2024-05-02T00:00:00Z")]))
+        .ingest(json!([
+            event("b2", "u1", "click", "2024-05-01T00:00:01Z"),
+            event("b3", "u2", "view", "2024-05-02T00:00:00Z")
+        ]))
         .await;
     assert_eq!(second.body, json!({"accepted": ["b3"], "duplicates": ["b2"]}));
 
@@ -436,7 +504,14 @@ async fn bodies_over_the_limit_are_413() {
 async fn the_event_log_pages_by_offset_and_by_cursor() {
     let app = app().await;
     let events: Vec<Value> = (0..7)
-        .map(|i| event(&format!("l{i}"), "u1", if i % 2 == 0 { "click" } else { "view" }, &format!("2024-05-0{}T00:00:00Z", i + 1)))
+        .map(|i| {
+            event(
+                &format!("l{i}"),
+                "u1",
+                if i % 2 == 0 { "click" } else { "view" },
+                &format!("2024-05-0{}T00:00:00Z", i + 1),
+            )
+        })
         .collect();
     app.ingest(Value::Array(events)).await;
 
@@ -445,7 +520,12 @@ async fn the_event_log_pages_by_offset_and_by_cursor() {
     assert_eq!(page.body["total"], 7);
     assert_eq!(page.body["totalPages"], 3);
     assert_eq!(page.body["page"], 2);
-    let ids: Vec<&str> = page.body["events"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = page.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["l3", "l2", "l1"], "newest first");
 
     let mut cursor = String::new();
@@ -453,7 +533,13 @@ async fn the_event_log_pages_by_offset_and_by_cursor() {
     loop {
         let reply = app.get(&format!("/api/events?limit=3&cursor={cursor}")).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-        all.extend(reply.body["events"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_owned()));
+        all.extend(
+            reply.body["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_owned()),
+        );
         match reply.body["nextCursor"].as_str() {
             Some(next) => cursor = next.to_owned(),
             None => break,
@@ -461,7 +547,9 @@ async fn the_event_log_pages_by_offset_and_by_cursor() {
     }
     assert_eq!(all, ["l6", "l5", "l4", "l3", "l2", "l1", "l0"]);
 
-    let filtered = app.get("/api/events?eventType=click&startDate=2024-05-02&endDate=2024-05-05").await;
+    let filtered = app
+        .get("/api/events?eventType=click&startDate=2024-05-02&endDate=2024-05-05")
+        .await;
     assert_eq!(filtered.body["total"], 2, "{}", filtered.body);
 
     for (query, field) in [
@@ -492,7 +580,10 @@ async fn experiments_are_created_listed_read_updated_and_analysed() {
     let conflict = app.post("/api/experiments", definition).await;
     assert_eq!(conflict.status, StatusCode::CONFLICT);
     let invalid = app
-        .post("/api/experiments", json!({"id": "exp_2", "name": "x", "variants": [{"key": "A", "weight": 1.0}]}))
+        .post(
+            "/api/experiments",
+            json!({"id": "exp_2", "name": "x", "variants": [{"key": "A", "weight": 1.0}]}),
+        )
         .await;
     assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", invalid.body);
     assert!(invalid.field().unwrap().starts_with("variants"), "{}", invalid.body);
@@ -507,10 +598,14 @@ async fn experiments_are_created_listed_read_updated_and_analysed() {
     assert_eq!(bad_id.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad_id.field(), Some("id"));
 
-    let assigned = app.post("/api/experiments/exp_1/assignments", json!({"userId": "u1"})).await;
+    let assigned = app
+        .post("/api/experiments/exp_1/assignments", json!({"userId": "u1"}))
+        .await;
     assert_eq!(assigned.status, StatusCode::OK, "{}", assigned.body);
     let variant = assigned.body["variant"].as_str().unwrap().to_owned();
-    let exposed = app.post("/api/experiments/exp_1/exposures", json!({"userId": "u1"})).await;
+    let exposed = app
+        .post("/api/experiments/exp_1/exposures", json!({"userId": "u1"}))
+        .await;
     assert_eq!(exposed.body["variant"], variant.as_str());
     app.ingest(json!([{
         "id": "p1", "userId": "u1", "eventType": "purchase", "timestamp": "2024-06-01T11:00:00Z",
@@ -536,18 +631,27 @@ async fn experiments_are_created_listed_read_updated_and_analysed() {
     let summary = app
         .get("/api/analytics/summary?startDate=2024-06-01&endDate=2024-06-01&experimentId=exp_1")
         .await;
-    assert_eq!(summary.body["variants"][variant.as_str()]["conversions"], 1, "{}", summary.body);
+    assert_eq!(
+        summary.body["variants"][variant.as_str()]["conversions"],
+        1,
+        "{}",
+        summary.body
+    );
 
     let paused = app.patch("/api/experiments/exp_1", json!({"status": "paused"})).await;
     assert_eq!(paused.status, StatusCode::OK, "{}", paused.body);
     assert_eq!(paused.body["status"], "paused");
-    let not_running = app.post("/api/experiments/exp_1/exposures", json!({"userId": "u2"})).await;
+    let not_running = app
+        .post("/api/experiments/exp_1/exposures", json!({"userId": "u2"}))
+        .await;
     assert_eq!(not_running.status, StatusCode::CONFLICT);
     let bad_patch = app.patch("/api/experiments/exp_1", json!({"status": "exploded"})).await;
     assert_eq!(bad_patch.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(bad_patch.field(), Some("status"));
     assert_eq!(
-        app.patch("/api/experiments/nope", json!({"status": "paused"})).await.status,
+        app.patch("/api/experiments/nope", json!({"status": "paused"}))
+            .await
+            .status,
         StatusCode::NOT_FOUND
     );
 }
@@ -558,7 +662,9 @@ async fn unknown_routes_and_methods_get_json_errors() {
     let missing = app.get("/api/nothing-here").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(missing.code(), Some("not_found"));
-    let method = app.send(request(Method::DELETE, "/api/events", Some(KEY_ACME), None)).await;
+    let method = app
+        .send(request(Method::DELETE, "/api/events", Some(KEY_ACME), None))
+        .await;
     assert_eq!(method.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(method.code(), Some("method_not_allowed"));
 }
@@ -612,7 +718,20 @@ async fn operator_routes_need_no_tenant() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    for name in ["startDate", "endDate", "from", "to", "groupBy", "timezone", "eventType", "userId", "experimentId", "skipCache", "exact", "compare"] {
+    for name in [
+        "startDate",
+        "endDate",
+        "from",
+        "to",
+        "groupBy",
+        "timezone",
+        "eventType",
+        "userId",
+        "experimentId",
+        "skipCache",
+        "exact",
+        "compare",
+    ] {
         assert!(documented.contains(&name), "{name} undocumented: {documented:?}");
     }
     assert!(doc.body["components"]["schemas"].get("Summary").is_some());

@@ -84,7 +84,7 @@ impl fmt::Debug for ApiKey {
 
 /// SHA-256 of an API key. Equality is constant-time (`subtle`), so comparing a presented key's
 /// hash with a stored one leaks nothing through timing.
-#[derive(Clone, Copy, Hash)]
+#[derive(Clone, Copy)]
 pub struct ApiKeyHash(pub [u8; 32]);
 
 impl PartialEq for ApiKeyHash {
@@ -95,6 +95,13 @@ impl PartialEq for ApiKeyHash {
 }
 
 impl Eq for ApiKeyHash {}
+
+// Consistent with the constant-time equality: equal hashes hash equally.
+impl std::hash::Hash for ApiKeyHash {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
 
 impl ApiKeyHash {
     /// Lower-case hex.

@@ -131,9 +131,15 @@ fn previous_period(query: &Query) -> Result<Query, ApiError> {
     let previous = TimeRange::new(range.start() - length, range.start())?;
     let mut filters = Filters::default();
     filters.clone_from(query.filters());
-    Ok(Query::new(query.tenant().clone(), previous, query.granularity(), query.timezone(), filters)
-        .map_err(|e| ApiError::from(e).with_field("compare"))?
-        .with_exact_unique_users(query.exact_unique_users()))
+    Ok(Query::new(
+        query.tenant().clone(),
+        previous,
+        query.granularity(),
+        query.timezone(),
+        filters,
+    )
+    .map_err(|e| ApiError::from(e).with_field("compare"))?
+    .with_exact_unique_users(query.exact_unique_users()))
 }
 
 fn options(caller: &Caller, request: &SummaryRequest) -> SummaryOptions {
@@ -248,7 +254,10 @@ pub(crate) async fn summary_paginated(
     let request = summary_request(&params)?;
     let limit = params.number("limit", 1..=1000)?.unwrap_or(50);
     let query = Query::parse(&caller.tenant, &request)?;
-    let mut summary = state.analytics().summary_with(query, options(&caller, &request)).await?;
+    let mut summary = state
+        .analytics()
+        .summary_with(query, options(&caller, &request))
+        .await?;
     let series = std::mem::take(&mut summary.body.time_series_data);
     let cursor = params.get("cursor").filter(|c| !c.is_empty()).map(str::to_owned);
     let first = match &cursor {
@@ -463,7 +472,11 @@ pub(crate) struct StoreView {
 /// Health of the service: breaker, load, cache and store. 503 when unhealthy.
 #[utoipa::path(get, path = "/api/analytics/health", tag = "analytics",
     responses((status = 200, body = AnalyticsHealth), (status = 503, body = AnalyticsHealth)))]
-pub(crate) async fn health(State(state): State<AppState>, _caller: Caller, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+pub(crate) async fn health(
+    State(state): State<AppState>,
+    _caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
     Params::parse(raw.as_deref(), &[])?;
     let report = state.analytics().health().await;
     let store = match report.store {
@@ -607,7 +620,8 @@ pub(crate) async fn cache_warm(
         .iter()
         .enumerate()
         .map(|(i, request)| {
-            Query::parse(&caller.tenant, request).map_err(|e| ApiError::unprocessable(e.in_field(&format!("ranges[{i}]."))))
+            Query::parse(&caller.tenant, request)
+                .map_err(|e| ApiError::unprocessable(e.in_field(&format!("ranges[{i}]."))))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut warmed = Vec::with_capacity(queries.len());

@@ -32,7 +32,10 @@ fn check_tenant(input: &EventInput, caller: &Caller, field: &str) -> Result<(), 
     match &input.tenant_id {
         Some(t) if t != caller.tenant.as_str() => Err(ApiError::forbidden(
             field,
-            format!("events may only be sent for the authenticated tenant {:?}", caller.tenant.as_str()),
+            format!(
+                "events may only be sent for the authenticated tenant {:?}",
+                caller.tenant.as_str()
+            ),
         )),
         _ => Ok(()),
     }
@@ -160,7 +163,10 @@ pub(crate) async fn list(
     if let Some(t) = params.get("tenantId")
         && t != caller.tenant.as_str()
     {
-        return Err(ApiError::forbidden("tenantId", "only the authenticated tenant's events can be listed"));
+        return Err(ApiError::forbidden(
+            "tenantId",
+            "only the authenticated tenant's events can be listed",
+        ));
     }
     let limit = params.number("limit", 1..=MAX_PAGE_LIMIT)?.unwrap_or(50);
     let pagination = match (params.get("cursor"), params.number("page", 1..=u32::MAX)?) {

@@ -29,7 +29,10 @@ pub(crate) async fn liveness() -> Json<Alive> {
 pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let text = state.metrics().render(state.analytics()).await;
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         text,
     )
 }

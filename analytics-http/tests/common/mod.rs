@@ -128,7 +128,9 @@ impl App {
 
     /// Ingests `events` for acme through the batch route.
     pub async fn ingest(&self, events: Value) -> Reply {
-        let reply = self.post("/api/events/batch", serde_json::json!({ "events": events })).await;
+        let reply = self
+            .post("/api/events/batch", serde_json::json!({ "events": events }))
+            .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         reply
     }
@@ -144,4 +146,86 @@ pub fn event(id: &str, user: &str, event_type: &str, timestamp: &str) -> Value {
         "device": "desktop",
         "timestamp": timestamp,
     })
+}
+
+/// A Server-Sent Events reader over a response body.
+pub struct SseReader {
+    body: Body,
+    buffer: String,
+}
+
+/// One SSE event (comments are skipped).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SseEvent {
+    pub event: String,
+    pub id: Option<String>,
+    pub data: Value,
+}
+
+impl SseReader {
+    pub fn new(body: Body) -> Self {
+        Self {
+            body,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event; `None` when the stream ends. A hang guard of 30 s fails the test instead
+    /// of blocking it forever (it is never the expected path).
+    pub async fn next(&mut self) -> Option<SseEvent> {
+        tokio::time::timeout(Duration::from_secs(30), self.next_inner())
+            .await
+            .expect("no SSE event within 30 s")
+    }
+
+    async fn next_inner(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = SseEvent {
+                    event: "message".into(),
+                    id: None,
+                    data: Value::Null,
+                };
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        event.event = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("id:") {
+                        event.id = Some(v.trim().to_owned());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if data.is_empty() {
+                    continue; // a comment (heartbeat)
+                }
+                event.data = serde_json::from_str(&data).unwrap();
+                return Some(event);
+            }
+            let frame = self.body.frame().await?.unwrap();
+            if let Ok(bytes) = frame.into_data() {
+                self.buffer.push_str(&String::from_utf8_lossy(&bytes));
+            }
+        }
+    }
+}
+
+impl App {
+    /// Opens the summary stream of acme.
+    pub async fn stream(&self, query: &str, last_event_id: Option<&str>) -> SseReader {
+        let mut request = request(
+            Method::GET,
+            &format!("/api/analytics/summary/stream?{query}"),
+            Some(KEY_ACME),
+            None,
+        );
+        if let Some(id) = last_event_id {
+            request.headers_mut().insert("last-event-id", id.parse().unwrap());
+        }
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        SseReader::new(response.into_body())
+    }
 }

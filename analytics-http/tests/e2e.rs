@@ -1,0 +1,222 @@
+//! End to end: the `analytics-server` binary on a free port, driven over real HTTP — ingest,
+//! read-your-writes, the SSE stream, graceful shutdown on SIGTERM; on the embedded default and,
+//! when the test script provides them, on PostgreSQL and Redis.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use analytics_core::testkit::server_url;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_analytics-server"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the server binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Self { child, base }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    fn terminate(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "the server exits cleanly on SIGTERM: {exit:?}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+/// Reads `data:` payloads of `summary` events from an SSE byte stream.
+struct Events<S> {
+    bytes: S,
+    buffer: String,
+}
+
+impl<S: futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin> Events<S> {
+    async fn next_summary(&mut self) -> Option<Value> {
+        let read = async {
+            loop {
+                if let Some(end) = self.buffer.find("\n\n") {
+                    let block: String = self.buffer.drain(..end + 2).collect();
+                    if block.lines().any(|l| l == "event: summary" || l == "event:summary") {
+                        let data: String = block
+                            .lines()
+                            .filter_map(|l| l.strip_prefix("data:"))
+                            .map(str::trim_start)
+                            .collect();
+                        return Some(serde_json::from_str(&data).unwrap());
+                    }
+                    continue;
+                }
+                let chunk = self.bytes.next().await?.ok()?;
+                self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        };
+        // A hang guard, not a timing assertion.
+        tokio::time::timeout(Duration::from_secs(30), read)
+            .await
+            .expect("no SSE event within 30 s")
+    }
+}
+
+/// Drives one running server: read-your-writes, the stream, the event log, then SIGTERM.
+async fn exercise(server: Server, key: &str) {
+    let client = reqwest::Client::new();
+    let summary_url = server.url("/api/analytics/summary?startDate=2024-05-01&endDate=2024-05-31");
+    let summary = |client: &reqwest::Client| client.get(&summary_url).header("x-api-key", key).send();
+    let before = summary(&client).await.unwrap();
+    assert_eq!(before.status(), 200);
+    assert!(before.headers().contains_key("x-ratelimit-remaining"));
+    assert_eq!(before.json::<Value>().await.unwrap()["totalEvents"], 0);
+
+    let stream = client
+        .get(server.url("/api/analytics/summary/stream?startDate=2024-05-01&endDate=2024-05-31"))
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let mut events = Events {
+        bytes: stream.bytes_stream(),
+        buffer: String::new(),
+    };
+    assert_eq!(events.next_summary().await.unwrap()["totalEvents"], 0);
+
+    let id = unique("evt");
+    let event =
+        json!({"id": id, "userId": "u1", "eventType": "click", "page": "/home", "timestamp": "2024-05-10T10:00:00Z"});
+    let created = client
+        .post(server.url("/api/events"))
+        .header("x-api-key", key)
+        .json(&event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+
+    // Read your writes: the cached zero is invalidated by the acknowledged ingest.
+    let after: Value = summary(&client).await.unwrap().json().await.unwrap();
+    assert_eq!(after["totalEvents"], 1, "{after}");
+    // The ingest shows up in the stream.
+    assert_eq!(events.next_summary().await.unwrap()["totalEvents"], 1);
+
+    let retried = client
+        .post(server.url("/api/v1/events"))
+        .header("x-api-key", key)
+        .json(&event)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retried.status(), 200, "a retry is acknowledged, not counted");
+    let log: Value = client
+        .get(server.url("/api/events?limit=10"))
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(log["total"], 1);
+
+    let unauthenticated = client.get(&summary_url).send().await.unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+    let metrics = client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("analytics_http_requests_total"));
+
+    server.terminate();
+    // Shutdown ends the stream instead of hanging on it.
+    assert!(events.next_summary().await.is_none());
+}
+
+#[tokio::test]
+async fn the_embedded_default_serves_over_http() {
+    let server = Server::start(&["--bootstrap-tenant", "acme:key-acme-0001"]);
+    let health = reqwest::get(server.url("/health")).await.unwrap();
+    assert_eq!(health.json::<Value>().await.unwrap(), json!({"status": "ok"}));
+    exercise(server, "key-acme-0001").await;
+}
+
+#[tokio::test]
+async fn header_auth_mode_trusts_the_gateway() {
+    let server = Server::start(&["--auth", "header"]);
+    let reply = reqwest::Client::new()
+        .get(server.url("/api/events"))
+        .header("x-tenant-id", "gateway-tenant")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    server.terminate();
+}
+
+#[tokio::test]
+async fn postgres_and_redis_serve_over_http() {
+    let (Some(database), Some(redis)) = (
+        server_url("DATABASE_URL", "postgres_and_redis_serve_over_http"),
+        server_url("REDIS_URL", "postgres_and_redis_serve_over_http"),
+    ) else {
+        return;
+    };
+    let tenant = unique("e2e");
+    // `tenant create` provisions a tenant in the persistent store and prints its key.
+    let created = Command::new(env!("CARGO_BIN_EXE_analytics-server"))
+        .args(["tenant", "create", &tenant, "--store", &database])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let printed = String::from_utf8(created.stdout).unwrap();
+    let key = printed.trim().rsplit(' ').next().unwrap().to_owned();
+    assert!(key.starts_with("ak_"), "{printed}");
+
+    let server = Server::start(&["--store", &database, "--cache", &redis]);
+    exercise(server, &key).await;
+}

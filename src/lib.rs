@@ -33,7 +33,8 @@
 //! - `redis`: the Redis cache, two-tier cache and rate-limit store, as [`redis`] (the
 //!   `analytics-redis` crate).
 //!
-//! The HTTP (`http`) adapter is added as a feature by its crate.
+//! - `http`: the HTTP adapter's axum router, as [`http`] (the `analytics-http` crate; its
+//!   `analytics-server` binary is built from that crate).
 
 pub use analytics_core::*;
 
@@ -45,6 +46,10 @@ pub use analytics_postgres as postgres;
 /// The Redis backends: versioned-tag cache, two-tier coherent cache, distributed rate limiting.
 #[cfg(feature = "redis")]
 pub use analytics_redis as redis;
+
+/// The HTTP adapter: the full API as an axum `Router`, live stream, OpenAPI and metrics.
+#[cfg(feature = "http")]
+pub use analytics_http as http;
 
 /// The README's examples, compiled and run as doctests so they cannot rot.
 #[cfg(doctest)]

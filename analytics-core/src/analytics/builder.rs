@@ -142,6 +142,7 @@ impl AnalyticsBuilder {
                 serving: self.serving,
                 flights: SingleFlight::default(),
                 conversion_types: RwLock::new(HashMap::new()),
+                decoded: papaya::HashMap::new(),
                 changes,
             }),
         })

@@ -81,6 +81,8 @@ struct Inner {
     limiter: RateLimiter,
     flights: SingleFlight<(CacheKey, TagVersions), Arc<summary::CachedSummary>>,
     conversion_types: RwLock<HashMap<(TenantId, ExperimentId), EventType>>,
+    /// Decoded cache hits by key, with the bytes they were decoded from.
+    decoded: papaya::HashMap<CacheKey, (Arc<[u8]>, Arc<summary::CachedSummary>)>,
     changes: broadcast::Sender<ChangeNotice>,
 }
 

@@ -11,8 +11,12 @@ use super::Analytics;
 use crate::cache::{CacheEntry, CacheHit, CacheKey, Freshness, TagVersions};
 use crate::clock::{delta, elapsed};
 use crate::error::{Error, Result};
+use crate::model::TenantId;
 use crate::query::{LoadLevel, Query, QueryPlan, Summary, SummaryBody, SummaryMetadata, SummaryRequest};
 use crate::resilience::{Degradation, Priority};
+
+/// How many decoded cached answers [`Analytics`] keeps (see `decoded`).
+const DECODED_MEMO_ENTRIES: usize = 4096;
 
 /// What a summary entry in the cache holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,7 +37,7 @@ pub struct SummaryOptions {
 
 /// How an answer was obtained, for its metadata.
 struct Served {
-    cached: CachedSummary,
+    cached: Arc<CachedSummary>,
     age: Option<Duration>,
     stale: bool,
 }
@@ -45,7 +49,7 @@ impl Analytics {
     /// [`Error::InvalidInput`] naming the bad field; [`Error::Overloaded`] when shed;
     /// [`Error::Unavailable`] with a retry hint when the store cannot answer and nothing is
     /// cached.
-    pub async fn summary(&self, tenant: &crate::model::TenantId, request: &SummaryRequest) -> Result<Summary> {
+    pub async fn summary(&self, tenant: &TenantId, request: &SummaryRequest) -> Result<Summary> {
         let query = Query::parse(tenant, request)?;
         self.summary_with(
             query,
@@ -94,7 +98,7 @@ impl Analytics {
         let hit = lookup
             .and_then(|l| l.hit)
             .filter(|_| !options.skip_cache || plan.prefer_cache);
-        let cached = hit.as_ref().and_then(|h| decode(h).map(|c| (h, c)));
+        let cached = hit.as_ref().and_then(|h| self.decoded(&key, h).map(|c| (h, c)));
 
         let served = match cached {
             Some((hit, cached)) if hit.freshness == Freshness::Fresh => Served {
@@ -132,7 +136,7 @@ impl Analytics {
             }
             fallback => match self.compute_shared(&query, key, versions, false).await {
                 Ok(cached) => Served {
-                    cached: (*cached).clone(),
+                    cached,
                     age: None,
                     stale: false,
                 },
@@ -183,6 +187,27 @@ impl Analytics {
             this.compute_and_cache(owned, key, versions).await
         };
         self.inner.flights.run(flight_key, work).await
+    }
+
+    /// The decoded answer of a cache hit. A hit whose bytes are those of the last decode of the
+    /// same key (the same allocation, which the memo keeps alive so its address cannot be
+    /// reused, or equal content for backends that return copies) reuses that decode: a cached
+    /// answer is parsed once, not on every hit. Keys hash the tenant in; and since a decode
+    /// depends only on the bytes compared, even colliding keys could not mix tenants' answers.
+    fn decoded(&self, key: &CacheKey, hit: &CacheHit) -> Option<Arc<CachedSummary>> {
+        let memo = self.inner.decoded.pin();
+        if let Some((bytes, cached)) = memo.get(key)
+            && (Arc::ptr_eq(bytes, &hit.entry.value) || **bytes == *hit.entry.value)
+        {
+            return Some(cached.clone());
+        }
+        let cached = Arc::new(decode(hit)?);
+        if memo.len() >= DECODED_MEMO_ENTRIES {
+            // Crude but bounded: the next hits decode again and refill it.
+            memo.clear();
+        }
+        memo.insert(key.clone(), (hit.entry.value.clone(), cached.clone()));
+        Some(cached)
     }
 
     async fn fresh_entry(&self, query: &Query, key: &CacheKey) -> Option<CachedSummary> {
@@ -266,7 +291,7 @@ impl Analytics {
                 degraded,
                 unique_users_approximate: served.cached.unique_users_approximate,
             },
-            body: served.cached.body,
+            body: served.cached.body.clone(),
         }
     }
 

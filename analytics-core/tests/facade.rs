@@ -8,10 +8,10 @@ use analytics_core::clock::ManualClock;
 use analytics_core::model::{
     ApiKey, Event, EventId, EventInput, EventType, ExperimentId, ExperimentInput, ExperimentPatch, TenantId,
 };
-use analytics_core::query::{Granularity, SummaryRequest};
+use analytics_core::query::{Granularity, Query, SummaryRequest};
 use analytics_core::store::{EventListQuery, EventStore, MemoryStore, Pagination};
 use analytics_core::testkit::InstrumentedStore;
-use analytics_core::{Analytics, Error, Result};
+use analytics_core::{Analytics, Error, Result, SummaryOptions};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -409,6 +409,46 @@ async fn summary_json_has_the_seed_shape() {
     assert_eq!(json["_metadata"]["timezone"], json!("America/New_York"));
     assert_eq!(json["_metadata"]["loadLevel"], json!("NORMAL"));
     assert!(json.get("variants").is_none());
+}
+
+#[tokio::test]
+async fn summary_json_is_the_typed_summary_serialized() {
+    let f = fixture(counting());
+    let t = tenant("acme");
+    seed(&f, &t).await;
+    let experiment: ExperimentInput = serde_json::from_value(json!({
+        "id": "exp_1", "name": "Checkout",
+        "variants": [{"key": "A", "weight": 1}, {"key": "B", "weight": 1}]
+    }))
+    .unwrap();
+    f.analytics.create_experiment(&t, experiment).await.unwrap();
+    let exposure = json!({"userId": "u1", "eventType": "view", "timestamp": "2024-01-05T10:00:00Z",
+        "properties": {"experimentId": "exp_1", "variant": "A"}});
+    f.analytics.ingest(&t, vec![input(exposure)]).await.unwrap();
+    let requests = [
+        january(),
+        january().experiment("exp_1"),
+        SummaryRequest::new("2024-01-05", "2024-01-06")
+            .group_by(Granularity::Hour)
+            .timezone("Asia/Kolkata"),
+    ];
+    for request in &requests {
+        let query = Query::parse(&t, request).unwrap();
+        for skip_cache in [true, false, false] {
+            // Computed (skip_cache), then a miss that fills the cache, then a hit.
+            let options = SummaryOptions {
+                skip_cache,
+                ..SummaryOptions::default()
+            };
+            let typed = f.analytics.summary_with(query.clone(), options).await.unwrap();
+            let json = f.analytics.summary_json_with(query.clone(), options).await.unwrap();
+            assert_eq!(
+                String::from_utf8(json).unwrap(),
+                serde_json::to_string(&typed).unwrap(),
+                "{request:?}, skip_cache {skip_cache}"
+            );
+        }
+    }
 }
 
 #[tokio::test]

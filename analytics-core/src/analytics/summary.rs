@@ -1,7 +1,7 @@
 //! The summary path: validate → degrade → cache → (single flight) store → assemble, with stale
 //! serving when the store cannot answer.
 
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, OnceLock, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -12,7 +12,7 @@ use crate::cache::{CacheEntry, CacheHit, CacheKey, Freshness, TagVersions};
 use crate::clock::{delta, elapsed};
 use crate::error::{Error, Result};
 use crate::model::TenantId;
-use crate::query::{LoadLevel, Query, QueryPlan, Summary, SummaryBody, SummaryMetadata, SummaryRequest};
+use crate::query::{Query, QueryPlan, Summary, SummaryBody, SummaryMetadata, SummaryRequest};
 use crate::resilience::{Degradation, Priority};
 
 /// How many decoded cached answers [`Analytics`] keeps (see `decoded`).
@@ -24,6 +24,31 @@ const DECODED_MEMO_ENTRIES: usize = 4096;
 pub(super) struct CachedSummary {
     body: SummaryBody,
     unique_users_approximate: bool,
+    /// The JSON of `body`, rendered on first use and kept with the memoized decode, so a cached
+    /// answer is serialized once, not on every hit (see [`Analytics::summary_json_with`]).
+    #[serde(skip)]
+    body_json: OnceLock<Box<[u8]>>,
+}
+
+impl CachedSummary {
+    fn new(body: SummaryBody, unique_users_approximate: bool) -> Self {
+        Self {
+            body,
+            unique_users_approximate,
+            body_json: OnceLock::new(),
+        }
+    }
+
+    /// `body` as a JSON object.
+    fn body_json(&self) -> Result<&[u8]> {
+        if let Some(json) = self.body_json.get() {
+            return Ok(json);
+        }
+        let json = serde_json::to_vec(&self.body)
+            .map_err(|e| Error::Internal(format!("serializing a summary: {e}")))?
+            .into_boxed_slice();
+        Ok(self.body_json.get_or_init(|| json))
+    }
 }
 
 /// Per-request options of a summary.
@@ -33,6 +58,15 @@ pub struct SummaryOptions {
     pub skip_cache: bool,
     /// The request's priority for load shedding.
     pub priority: Priority,
+}
+
+/// An answer and how it was obtained, before it is shaped into a response.
+struct Answer {
+    query: Query,
+    served: Served,
+    started: DateTime<Utc>,
+    plan: Degradation,
+    degraded: Vec<String>,
 }
 
 /// How an answer was obtained, for its metadata.
@@ -72,6 +106,41 @@ impl Analytics {
     /// # Errors
     /// As [`summary`](Self::summary).
     pub async fn summary_with(&self, query: Query, options: SummaryOptions) -> Result<Summary> {
+        let answer = self.answer(query, options).await?;
+        let metadata = self.metadata(&answer);
+        Ok(Summary {
+            body: answer.served.cached.body.clone(),
+            metadata,
+        })
+    }
+
+    /// [`summary_with`](Self::summary_with)'s answer as JSON: the bytes
+    /// `serde_json::to_vec(&summary)` would give, for servers. The body of a cached answer is
+    /// serialized once and reused by every later hit, so only `_metadata` is serialized per call.
+    ///
+    /// # Errors
+    /// As [`summary`](Self::summary).
+    pub async fn summary_json_with(&self, query: Query, options: SummaryOptions) -> Result<Vec<u8>> {
+        let answer = self.answer(query, options).await?;
+        let metadata = self.metadata(&answer);
+        let body = answer.served.cached.body_json()?;
+        // `body` is a non-empty JSON object (`totalEvents` is always there): reopen it before its
+        // closing brace and add `_metadata` as its last member, as `Summary`'s flatten would.
+        let open = body
+            .strip_suffix(b"}")
+            .filter(|open| open.len() > 1)
+            .ok_or_else(|| Error::Internal("a summary body is not a non-empty JSON object".into()))?;
+        let mut json = Vec::with_capacity(body.len() + 256);
+        json.extend_from_slice(open);
+        json.extend_from_slice(b",\"_metadata\":");
+        serde_json::to_writer(&mut json, &metadata)
+            .map_err(|e| Error::Internal(format!("serializing a summary: {e}")))?;
+        json.push(b'}');
+        Ok(json)
+    }
+
+    /// Validates, degrades, and answers from the cache or the store.
+    async fn answer(&self, query: Query, options: SummaryOptions) -> Result<Answer> {
         let inner = &self.inner;
         let started = inner.clock.now();
         let guard = inner.load.admit(options.priority)?;
@@ -160,7 +229,13 @@ impl Analytics {
             },
         };
         drop(guard);
-        Ok(self.respond(&query, served, started, plan, degraded))
+        Ok(Answer {
+            query,
+            served,
+            started,
+            plan,
+            degraded,
+        })
     }
 
     /// Computes through the single flight (when the cache answered) and caches the result.
@@ -238,10 +313,10 @@ impl Analytics {
     async fn compute(&self, query: &Query) -> Result<(CachedSummary, DateTime<Utc>)> {
         let computed_at = self.inner.clock.now();
         let aggregates = self.inner.store.summary(&QueryPlan::new(query.clone())).await?;
-        let cached = CachedSummary {
-            body: SummaryBody::assemble(&aggregates, query),
-            unique_users_approximate: aggregates.unique_users_approximate,
-        };
+        let cached = CachedSummary::new(
+            SummaryBody::assemble(&aggregates, query),
+            aggregates.unique_users_approximate,
+        );
         Ok((cached, computed_at))
     }
 
@@ -269,29 +344,25 @@ impl Analytics {
         Ok(Arc::new(cached))
     }
 
-    fn respond(
-        &self,
-        query: &Query,
-        served: Served,
-        started: DateTime<Utc>,
-        plan: Degradation,
-        degraded: Vec<String>,
-    ) -> Summary {
-        let taken = elapsed(started, self.inner.clock.now());
-        let level: LoadLevel = plan.level;
-        Summary {
-            metadata: SummaryMetadata {
-                load_level: level,
-                cached: served.age.is_some(),
-                stale: served.stale,
-                age_ms: served.age.map(|a| u64::try_from(a.as_millis()).unwrap_or(u64::MAX)),
-                response_time: taken.as_secs_f64() * 1000.0,
-                granularity: query.granularity(),
-                timezone: query.timezone().name().to_owned(),
-                degraded,
-                unique_users_approximate: served.cached.unique_users_approximate,
-            },
-            body: served.cached.body.clone(),
+    fn metadata(&self, answer: &Answer) -> SummaryMetadata {
+        let Answer {
+            query,
+            served,
+            started,
+            plan,
+            degraded,
+        } = answer;
+        let taken = elapsed(*started, self.inner.clock.now());
+        SummaryMetadata {
+            load_level: plan.level,
+            cached: served.age.is_some(),
+            stale: served.stale,
+            age_ms: served.age.map(|a| u64::try_from(a.as_millis()).unwrap_or(u64::MAX)),
+            response_time: taken.as_secs_f64() * 1000.0,
+            granularity: query.granularity(),
+            timezone: query.timezone().name().to_owned(),
+            degraded: degraded.clone(),
+            unique_users_approximate: served.cached.unique_users_approximate,
         }
     }
 

@@ -8,7 +8,7 @@ pub mod time;
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
@@ -211,7 +211,7 @@ impl SummaryRequest {
 
 /// A validated, normalized summary query. Construct with [`Query::parse`] or [`Query::new`];
 /// every `Query` that exists is valid.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Query {
     tenant: TenantId,
     range: TimeRange,
@@ -221,7 +221,23 @@ pub struct Query {
     conversion_event_type: EventType,
     exact_unique_users: bool,
     breakdowns: bool,
-    bucket_starts: Arc<[DateTime<Utc>]>,
+    /// Computed on first use: a cached answer never needs them, and computing them in the
+    /// timezone is a good part of validating a request.
+    bucket_starts: OnceLock<Arc<[DateTime<Utc>]>>,
+}
+
+/// Equal when every field but the derived bucket starts is equal (those follow from the rest).
+impl PartialEq for Query {
+    fn eq(&self, other: &Self) -> bool {
+        self.tenant == other.tenant
+            && self.range == other.range
+            && self.granularity == other.granularity
+            && self.timezone == other.timezone
+            && self.filters == other.filters
+            && self.conversion_event_type == other.conversion_event_type
+            && self.exact_unique_users == other.exact_unique_users
+            && self.breakdowns == other.breakdowns
+    }
 }
 
 impl Query {
@@ -277,7 +293,12 @@ impl Query {
             return Err(Error::invalid("startDate", "must not be before 1970-01-01"));
         }
         let range = TimeRange::new(truncate_to_micros(range.start()), truncate_to_micros(range.end()))?;
-        let starts = time::bucket_starts(range.start(), range.end(), granularity, timezone, MAX_BUCKETS)?;
+        let bucket_starts = OnceLock::new();
+        // The bucket limit is checked exactly only when the cheap bound cannot vouch for it.
+        if time::bucket_count_bound(range.start(), range.end(), granularity) > MAX_BUCKETS {
+            let starts = time::bucket_starts(range.start(), range.end(), granularity, timezone, MAX_BUCKETS)?;
+            let _ = bucket_starts.set(starts.into());
+        }
         Ok(Self {
             tenant,
             range,
@@ -287,7 +308,7 @@ impl Query {
             conversion_event_type: EventType::conversion(),
             exact_unique_users: false,
             breakdowns: true,
-            bucket_starts: starts.into(),
+            bucket_starts,
         })
     }
 
@@ -363,7 +384,18 @@ impl Query {
     }
     /// The bucket starts of the series (see [`time::bucket_starts`]).
     pub fn bucket_starts(&self) -> &[DateTime<Utc>] {
-        &self.bucket_starts
+        self.bucket_starts.get_or_init(|| {
+            // `new` checked the limit (exactly, or by a bound that cannot be below the count).
+            time::bucket_starts(
+                self.range.start(),
+                self.range.end(),
+                self.granularity,
+                self.timezone,
+                usize::MAX,
+            )
+            .expect("no limit to exceed")
+            .into()
+        })
     }
 
     /// Whether `event` is counted by this query: the tenant, the range and the filters.
@@ -374,21 +406,35 @@ impl Query {
     /// The canonical text of the normalized query: equal queries, however they were spelled,
     /// have equal text. The cache key is its hash.
     pub fn canonical(&self) -> String {
-        let opt = |v: Option<&str>| v.map(|s| format!("{}:{s}", s.len())).unwrap_or_else(|| "-".into());
-        format!(
-            "v1|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
+        use fmt::Write as _;
+        // One buffer, no intermediate strings: this runs on every request, cached or not.
+        let mut text = String::with_capacity(160);
+        let _ = write!(
+            text,
+            "v1|{}|{}|{}|{}|{}",
             self.tenant,
             self.range.start().timestamp_micros(),
             self.range.end().timestamp_micros(),
             self.granularity,
             self.timezone.name(),
-            opt(self.filters.event_type.as_ref().map(|v| v.as_str())),
-            opt(self.filters.user_id.as_ref().map(|v| v.as_str())),
-            opt(self.filters.experiment_id.as_ref().map(|v| v.as_str())),
-            self.conversion_event_type,
-            self.exact_unique_users,
-            self.breakdowns,
-        )
+        );
+        for filter in [
+            self.filters.event_type.as_ref().map(|v| v.as_str()),
+            self.filters.user_id.as_ref().map(|v| v.as_str()),
+            self.filters.experiment_id.as_ref().map(|v| v.as_str()),
+        ] {
+            // Length-prefixed, so no filter value can imitate a separator.
+            let _ = match filter {
+                Some(value) => write!(text, "|{}:{value}", value.len()),
+                None => write!(text, "|-"),
+            };
+        }
+        let _ = write!(
+            text,
+            "|{}|{}|{}",
+            self.conversion_event_type, self.exact_unique_users, self.breakdowns
+        );
+        text
     }
 }
 

@@ -3,7 +3,22 @@
 
 use std::collections::BTreeMap;
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
 use crate::error::ApiError;
+
+/// The extractor of routes that take no query parameters: any parameter is a 400 naming it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NoParams;
+
+impl<S: Send + Sync> FromRequestParts<S> for NoParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Params::parse(parts.uri.query(), &[]).map(|_| NoParams)
+    }
+}
 
 /// The parameters of one request, checked against the names a route accepts.
 #[derive(Debug, Default)]

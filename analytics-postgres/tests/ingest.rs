@@ -348,3 +348,42 @@ async fn derived_rows_are_rebuilt_from_events_when_a_migration_asks() {
         assert_matches_reference(&reconnected, &other, query(&b, "2024-05-01", "2024-05-01", exact)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_migration_keeps_every_claimed_id() {
+    let Some(config) = support::config("ledger") else {
+        return;
+    };
+    let store = PostgresStore::connect(&config).await.unwrap();
+    // What migration 0003 finds in a database migrated before it: the (tenant, id) text ledger
+    // holding claimed ids.
+    sqlx::raw_sql(
+        "DROP TABLE event_ledger; \
+         CREATE TABLE event_ids (tenant_id text COLLATE \"C\" NOT NULL, id text COLLATE \"C\" NOT NULL, \
+             PRIMARY KEY (tenant_id, id)); \
+         INSERT INTO event_ids VALUES ('ledger-a', 'claimed-1'), ('ledger-a', 'x:2.b_c'), ('ledger-ab', 'c'); \
+         DELETE FROM _sqlx_migrations WHERE version = 3;",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    store.close().await;
+
+    // Connecting applies 0003 again: its SQL digests must be the ones ingestion computes.
+    let migrated = PostgresStore::connect(&config).await.unwrap();
+    let at: DateTime<Utc> = "2024-06-03T08:30:00Z".parse().unwrap();
+    let (a, ab) = (tenant("ledger-a"), tenant("ledger-ab"));
+    let batch: Vec<Event> = ["claimed-1", "x:2.b_c", "new-3"]
+        .iter()
+        .map(|id| event(&a, id, at, Some("u1")))
+        .collect();
+    let outcome = migrated.append(&a, &batch).await.unwrap();
+    assert_eq!(outcome.accepted, [EventId::parse("new-3").unwrap()]);
+    assert_eq!(outcome.duplicates.len(), 2);
+    // The digest carries the tenant (length-prefixed): `ledger-a` + `bc` is not `ledger-ab` + `c`,
+    // and another tenant's ids are its own.
+    let other: Vec<Event> = ["claimed-1", "c"].iter().map(|id| event(&ab, id, at, None)).collect();
+    assert_eq!(migrated.append(&ab, &other).await.unwrap().duplicates.len(), 1);
+    let confusable = [event(&a, "bc", at, None)];
+    assert_eq!(migrated.append(&a, &confusable).await.unwrap().accepted.len(), 1);
+}

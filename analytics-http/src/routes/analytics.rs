@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::body::JsonBody;
 use crate::caller::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::params::Params;
+use crate::params::{NoParams, Params};
 use crate::state::AppState;
 
 /// The parameters of a summary, as the dashboard sends them.
@@ -313,9 +313,8 @@ const REALTIME_WINDOW: TimeDelta = TimeDelta::minutes(5);
 pub(crate) async fn realtime(
     State(state): State<AppState>,
     caller: Caller,
-    RawQuery(raw): RawQuery,
+    _: NoParams,
 ) -> Result<Json<Realtime>, ApiError> {
-    Params::parse(raw.as_deref(), &[])?;
     let analytics = state.analytics();
     // Whole seconds, so requests within a second share one cache entry.
     let until = DateTime::from_timestamp(analytics.clock().now().timestamp() + 1, 0).unwrap_or_default();
@@ -476,12 +475,7 @@ pub(crate) struct StoreView {
 /// Health of the service: breaker, load, cache and store. 503 when unhealthy.
 #[utoipa::path(get, path = "/api/analytics/health", tag = "analytics",
     responses((status = 200, body = AnalyticsHealth), (status = 503, body = AnalyticsHealth)))]
-pub(crate) async fn health(
-    State(state): State<AppState>,
-    _caller: Caller,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, ApiError> {
-    Params::parse(raw.as_deref(), &[])?;
+pub(crate) async fn health(State(state): State<AppState>, _caller: Caller, _: NoParams) -> Result<Response, ApiError> {
     let report = state.analytics().health().await;
     let store = match report.store {
         Ok(s) => StoreView {
@@ -530,9 +524,8 @@ pub(crate) struct CacheStatsBody {
 pub(crate) async fn cache_stats(
     State(state): State<AppState>,
     _caller: Caller,
-    RawQuery(raw): RawQuery,
+    _: NoParams,
 ) -> Result<Json<CacheStatsBody>, ApiError> {
-    Params::parse(raw.as_deref(), &[])?;
     let analytics = state.analytics();
     let stats = analytics.cache_stats().await?;
     Ok(Json(CacheStatsBody {
@@ -558,9 +551,8 @@ pub(crate) struct Cleared {
 pub(crate) async fn cache_clear(
     State(state): State<AppState>,
     caller: Caller,
-    RawQuery(raw): RawQuery,
+    _: NoParams,
 ) -> Result<Json<Cleared>, ApiError> {
-    Params::parse(raw.as_deref(), &[])?;
     state.analytics().clear_cache(&caller.tenant).await?;
     Ok(Json(Cleared {
         message: "Cache cleared successfully".into(),
@@ -609,10 +601,9 @@ pub(crate) struct WarmResponse {
 pub(crate) async fn cache_warm(
     State(state): State<AppState>,
     caller: Caller,
-    RawQuery(raw): RawQuery,
+    _: NoParams,
     JsonBody(body): JsonBody<WarmRequest>,
 ) -> Result<Json<WarmResponse>, ApiError> {
-    Params::parse(raw.as_deref(), &[])?;
     if body.ranges.is_empty() || body.ranges.len() > MAX_WARM_RANGES {
         return Err(ApiError::unprocessable(analytics_core::Error::invalid(
             "ranges",

@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::body::JsonBody;
 use crate::caller::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::params::Params;
+use crate::params::{NoParams, Params};
 use crate::state::AppState;
 
 /// An accepted event, as stored.
@@ -49,10 +49,9 @@ fn check_tenant(input: &EventInput, caller: &Caller, field: &str) -> Result<(), 
 pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    RawQuery(raw): RawQuery,
+    _: NoParams,
     JsonBody(input): JsonBody<EventInput>,
 ) -> Result<(StatusCode, Json<Ingested>), ApiError> {
-    Params::parse(raw.as_deref(), &[])?;
     check_tenant(&input, &caller, "tenantId")?;
     let analytics = state.analytics();
     let event = Event::from_input(input, &caller.tenant, analytics.clock().now()).map_err(ApiError::unprocessable)?;
@@ -78,10 +77,9 @@ pub(crate) struct Batch {
 pub(crate) async fn create_batch(
     State(state): State<AppState>,
     caller: Caller,
-    RawQuery(raw): RawQuery,
+    _: NoParams,
     JsonBody(batch): JsonBody<Batch>,
 ) -> Result<Json<AppendOutcome>, ApiError> {
-    Params::parse(raw.as_deref(), &[])?;
     for (i, input) in batch.events.iter().enumerate() {
         check_tenant(input, &caller, &format!("events[{i}].tenantId"))?;
     }

@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::body::JsonBody;
 use crate::caller::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::params::Params;
+use crate::params::{NoParams, Params};
 use crate::state::AppState;
 
 fn experiment_id(raw: &str) -> Result<ExperimentId, ApiError> {
@@ -25,10 +25,9 @@ fn experiment_id(raw: &str) -> Result<ExperimentId, ApiError> {
 pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    RawQuery(raw): RawQuery,
+    _: NoParams,
     JsonBody(input): JsonBody<ExperimentInput>,
 ) -> Result<(StatusCode, Json<Experiment>), ApiError> {
-    Params::parse(raw.as_deref(), &[])?;
     let experiment = state
         .analytics()
         .create_experiment(&caller.tenant, input)
@@ -49,9 +48,8 @@ pub(crate) struct ExperimentList {
 pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    RawQuery(raw): RawQuery,
+    _: NoParams,
 ) -> Result<Json<ExperimentList>, ApiError> {
-    Params::parse(raw.as_deref(), &[])?;
     let experiments = state.analytics().list_experiments(&caller.tenant).await?;
     Ok(Json(ExperimentList { experiments }))
 }
@@ -63,9 +61,8 @@ pub(crate) async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    RawQuery(raw): RawQuery,
+    _: NoParams,
 ) -> Result<Json<Experiment>, ApiError> {
-    Params::parse(raw.as_deref(), &[])?;
     let experiment = state
         .analytics()
         .get_experiment(&caller.tenant, &experiment_id(&id)?)
@@ -81,10 +78,9 @@ pub(crate) async fn update(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    RawQuery(raw): RawQuery,
+    _: NoParams,
     JsonBody(patch): JsonBody<ExperimentPatch>,
 ) -> Result<Json<Experiment>, ApiError> {
-    Params::parse(raw.as_deref(), &[])?;
     let experiment = state
         .analytics()
         .update_experiment(&caller.tenant, &experiment_id(&id)?, patch)
@@ -108,10 +104,9 @@ pub(crate) async fn assign(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    RawQuery(raw): RawQuery,
+    _: NoParams,
     JsonBody(body): JsonBody<UserBody>,
 ) -> Result<Json<Assignment>, ApiError> {
-    Params::parse(raw.as_deref(), &[])?;
     let user = UserId::parse(&body.user_id).map_err(ApiError::unprocessable)?;
     let assignment = state
         .analytics()
@@ -128,10 +123,9 @@ pub(crate) async fn expose(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    RawQuery(raw): RawQuery,
+    _: NoParams,
     JsonBody(body): JsonBody<UserBody>,
 ) -> Result<Json<Assignment>, ApiError> {
-    Params::parse(raw.as_deref(), &[])?;
     let user = UserId::parse(&body.user_id).map_err(ApiError::unprocessable)?;
     let assignment = state
         .analytics()

@@ -27,6 +27,12 @@
 //!   other tenants' rows inside a block range, and is useless when events arrive out of order.
 //! - `event_ids`: the idempotency ledger. A unique index on a partitioned table must contain the
 //!   partition key, which would let a retry with another timestamp in; ids are deduplicated here.
+//!   Keyed by the ids themselves, so time-ordered ids (the UUIDv7 core assigns to events sent
+//!   without one, ULIDs, counters) are claimed at the right edge of its index. A 128-bit digest
+//!   key was tried: 9–15% faster at 10M events with ids random in arrival order, but it makes
+//!   every claim random, and with ids in arrival order (the generator's own order) two callers
+//!   ingested 47k instead of 65k events/s at 10M. Random ids are the ledger's cost: claiming a
+//!   10,000-event batch took 27 ms at the start and 58 ms at 10M.
 //! - `period_stats`: per (tenant, UTC hour) and (tenant, UTC day), the number of events, their
 //!   counts per event type, page, device, browser, country and experiment variant, and a
 //!   HyperLogLog++ sketch of their users (see [below](crate#unique-users)). Append-only: every
@@ -73,7 +79,9 @@
 //! # Compaction
 //!
 //! Each store counts the rows it appended per period and, in the `append` call that writes the
-//! [`PostgresConfig::compact_after`]-th (default 16), merges the period's rows into one: `DELETE
+//! [`PostgresConfig::compact_after`]-th (default 16) — or, for a period with two rows or more,
+//! in the first `append` whose batch lies wholly after it (events arriving in time order leave
+//! each hour and day behind well before 16 rows) — merges the period's rows into one: `DELETE
 //! … RETURNING` and one insert of the merge, in one transaction. That is safe beside ingestion
 //! (rows committed meanwhile are not deleted, so not lost), beside another compaction (the
 //! second skips rows the first deleted) and beside queries (one statement sees the rows before

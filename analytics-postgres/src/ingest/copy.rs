@@ -171,13 +171,12 @@ pub(crate) fn event_rows(tenant: &str, events: &[&Event]) -> CopyRows {
     rows
 }
 
-/// `event_ledger` rows: one `uuid` digest each (see `ledger_digest` in the parent module).
-pub(crate) fn ledger_rows(digests: &[[u8; 16]]) -> CopyRows {
-    let mut rows = CopyRows::with_capacity(digests.len(), 22);
-    for digest in digests {
-        rows.row(1, |row| {
-            // A uuid's binary form is its 16 bytes.
-            row.field(digest);
+/// `event_ids` ledger rows (tenant, id) for `events` of `tenant`.
+pub(crate) fn ledger_rows(tenant: &str, events: &[&Event]) -> CopyRows {
+    let mut rows = CopyRows::with_capacity(events.len(), 48);
+    for event in events {
+        rows.row(2, |row| {
+            row.text(tenant).text(event.id.as_str());
         });
     }
     rows

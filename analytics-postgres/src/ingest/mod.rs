@@ -1,12 +1,11 @@
 //! Batch ingestion: one transaction per batch, binary `COPY` for every bulk write.
 //!
 //! 1. Ids repeated inside the batch are duplicates (first occurrence wins), decided in Rust.
-//! 2. The batch's ids are claimed in the `event_ledger`, as 128-bit digests of (tenant, id)
-//!    ([`ledger_digest`]): first optimistically, with `COPY` inside a savepoint (about twice as
-//!    fast as `INSERT … ON CONFLICT`, measured); if a digest is already there the savepoint is
-//!    rolled back and the digests are claimed with `INSERT … ON CONFLICT DO NOTHING RETURNING`,
-//!    whose answer says which are new. Digests are claimed in byte order, so concurrent batches
-//!    sharing ids wait for each other instead of deadlocking.
+//! 2. The batch's ids are claimed in the `event_ids` ledger: first optimistically, with `COPY`
+//!    inside a savepoint (about twice as fast as `INSERT … ON CONFLICT`, measured); if an id is
+//!    already there the savepoint is rolled back and the ids are claimed with `INSERT … ON
+//!    CONFLICT DO NOTHING RETURNING`, whose answer says which are new. Ids are claimed in byte
+//!    order, so concurrent batches sharing ids wait for each other instead of deadlocking.
 //! 3. The new events are streamed with `COPY` into `events` (PostgreSQL routes each row to its
 //!    month's partition).
 //! 4. The new events' share of every UTC hour and day they touch is appended to `period_stats`
@@ -29,16 +28,15 @@ use std::collections::HashSet;
 use analytics_core::model::Event;
 use analytics_core::store::AppendOutcome;
 use analytics_core::{Error, Result};
-use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 
 use crate::compact::{self, CompactionTracker};
 use crate::error;
 use crate::stats::{self, PeriodKey};
 
-const CLAIM_IDS: &str = "INSERT INTO event_ledger (digest) \
-    SELECT encode(d, 'hex')::uuid FROM unnest($1::bytea[]) AS u (d) ORDER BY 1 \
-    ON CONFLICT DO NOTHING RETURNING uuid_send(digest)";
+const CLAIM_IDS: &str = "INSERT INTO event_ids (tenant_id, id) \
+    SELECT $1, id FROM unnest($2::text[]) AS u (id) ORDER BY id COLLATE \"C\" \
+    ON CONFLICT DO NOTHING RETURNING id";
 
 /// How often a batch that lost a deadlock or serialization race is retried.
 const CONFLICT_RETRIES: usize = 4;
@@ -86,9 +84,6 @@ struct Batch<'a> {
     tenant: &'a str,
     events: Vec<&'a Event>,
     rows: copy::CopyRows,
-    /// The ledger digest of each of `events`.
-    digests: Vec<[u8; 16]>,
-    /// The digests as `COPY` rows, in byte order.
     ledger: copy::CopyRows,
     /// The `period_stats` rows of all the events (right unless some are duplicates).
     periods: (copy::CopyRows, Vec<PeriodKey>),
@@ -99,14 +94,12 @@ impl<'a> Batch<'a> {
         // Rows in time order: the time index is then filled in key order (each leaf page visited
         // once, upper levels hot), and consecutive rows go to the same month's partition.
         events.sort_by_key(|e| e.timestamp);
-        let digests: Vec<[u8; 16]> = events.iter().map(|e| ledger_digest(tenant, e.id.as_str())).collect();
-        let mut sorted = digests.clone();
-        sorted.sort_unstable();
+        let mut by_id = events.clone();
+        by_id.sort_unstable_by(|a, b| a.id.as_str().as_bytes().cmp(b.id.as_str().as_bytes()));
         Self {
             tenant,
             rows: copy::event_rows(tenant, &events),
-            ledger: copy::ledger_rows(&sorted),
-            digests,
+            ledger: copy::ledger_rows(tenant, &by_id),
             periods: stats::batch_rows(tenant, &events),
             events,
         }
@@ -154,7 +147,7 @@ impl<'a> Batch<'a> {
         let mut savepoint = sqlx::Connection::begin(&mut *conn).await?;
         let copied = copy_in(
             &mut savepoint,
-            "COPY event_ledger (digest) FROM STDIN (FORMAT binary)",
+            "COPY event_ids (tenant_id, id) FROM STDIN (FORMAT binary)",
             self.ledger.stream(),
         )
         .await;
@@ -166,30 +159,15 @@ impl<'a> Batch<'a> {
             Err(e) if error::is_unique_violation(&e) => savepoint.rollback().await?,
             Err(e) => return Err(e),
         }
-        let digests: Vec<&[u8]> = self.digests.iter().map(<[u8; 16]>::as_slice).collect();
-        let claimed: Vec<Vec<u8>> = sqlx::query_scalar(CLAIM_IDS)
-            .bind(&digests)
+        let ids: Vec<&str> = self.events.iter().map(|e| e.id.as_str()).collect();
+        let claimed: Vec<String> = sqlx::query_scalar(CLAIM_IDS)
+            .bind(self.tenant)
+            .bind(&ids)
             .fetch_all(&mut *conn)
             .await?;
-        let claimed: HashSet<&[u8]> = claimed.iter().map(Vec::as_slice).collect();
-        Ok(digests.iter().map(|d| claimed.contains(d)).collect())
+        let claimed: HashSet<String> = claimed.into_iter().collect();
+        Ok(ids.iter().map(|id| claimed.contains(*id)).collect())
     }
-}
-
-/// The ledger key of event `id` of `tenant`: the first 16 bytes of SHA-256 over the tenant's
-/// byte length (big-endian u32), the tenant and the id. The length prefix keeps every (tenant,
-/// id) pair's input distinct; migration 0003 computes the same in SQL. Two pairs sharing a
-/// digest would make the second a duplicate, with a probability around 10⁻¹⁹ at 10¹⁰ events.
-fn ledger_digest(tenant: &str, id: &str) -> [u8; 16] {
-    let tenant_len = u32::try_from(tenant.len()).expect("tenant ids are short");
-    let digest = Sha256::new()
-        .chain_update(tenant_len.to_be_bytes())
-        .chain_update(tenant)
-        .chain_update(id)
-        .finalize();
-    let mut key = [0; 16];
-    key.copy_from_slice(&digest[..16]);
-    key
 }
 
 async fn copy_in(conn: &mut PgConnection, statement: &str, data: Vec<u8>) -> sqlx::Result<()> {

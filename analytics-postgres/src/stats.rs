@@ -5,7 +5,7 @@
 //! (no row locks, no read-modify-write of dense sketches), queries merge whatever rows a period
 //! has, and compaction merges them into one without changing any answer.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use analytics_core::Result;
 use analytics_core::model::Event;
@@ -133,12 +133,14 @@ pub(crate) fn decode_counts(bytes: &[u8]) -> Result<Vec<(Dim, &str, u64)>> {
     postcard::from_bytes(bytes).map_err(|e| corrupt("period counts", e))
 }
 
-/// One period's share of a batch, borrowing from the batch's events.
+/// One period's share of a batch, borrowing from the batch's events. The maps hash with
+/// `foldhash`: SipHash over every event's five values was a visible share of the client's
+/// ingest time (profiled).
 #[derive(Default)]
 struct BatchShare<'a> {
     events: u64,
-    counts: HashMap<(Dim, &'a str), u64>,
-    variants: HashMap<(&'a str, &'a str), u64>,
+    counts: foldhash::HashMap<(Dim, &'a str), u64>,
+    variants: foldhash::HashMap<(&'a str, &'a str), u64>,
     users: Vec<&'a str>,
 }
 

@@ -85,12 +85,15 @@ impl Row<'_> {
         self.int8(value.timestamp_micros() - PG_EPOCH_MICROS)
     }
 
-    /// A `jsonb` field from JSON text.
-    pub(crate) fn jsonb(&mut self, json: &str) -> &mut Self {
-        let len = i32::try_from(json.len() + 1).expect("a field is far below 2 GiB");
-        self.bytes.extend_from_slice(&len.to_be_bytes());
+    /// A `jsonb` field holding `value`, serialized straight into the stream (no string per
+    /// row); its length is filled in afterwards.
+    pub(crate) fn jsonb(&mut self, value: &impl serde::Serialize) -> &mut Self {
+        let length_at = self.bytes.len();
+        self.bytes.extend_from_slice(&[0; 4]);
         self.bytes.push(JSONB_VERSION);
-        self.bytes.extend_from_slice(json.as_bytes());
+        serde_json::to_writer(&mut *self.bytes, value).expect("JSON values always serialize");
+        let len = i32::try_from(self.bytes.len() - length_at - 4).expect("a field is far below 2 GiB");
+        self.bytes[length_at..length_at + 4].copy_from_slice(&len.to_be_bytes());
         self
     }
 }
@@ -151,7 +154,6 @@ pub(crate) const EVENT_COLUMNS: &str = "tenant_id, id, ts, user_id, event_type, 
 pub(crate) fn event_rows(tenant: &str, events: &[&Event]) -> CopyRows {
     let mut rows = CopyRows::with_capacity(events.len(), 192);
     for event in events {
-        let json = serde_json::to_string(&*event.properties).expect("a JSON map always serializes");
         rows.row(13, |row| {
             row.text(tenant)
                 .text(event.id.as_str())
@@ -163,7 +165,7 @@ pub(crate) fn event_rows(tenant: &str, events: &[&Event]) -> CopyRows {
                 .opt_text(event.browser.as_ref().map(|v| v.as_str()))
                 .opt_text(event.device.as_ref().map(|v| v.as_str()))
                 .opt_text(event.country.as_ref().map(|v| v.as_str()))
-                .jsonb(&json)
+                .jsonb(&*event.properties)
                 .opt_text(event.experiment_id.as_ref().map(|v| v.as_str()))
                 .opt_text(event.variant.as_ref().map(|v| v.as_str()));
         });
@@ -214,9 +216,24 @@ mod tests {
     fn jsonb_carries_its_version_byte() {
         let mut rows = CopyRows::default();
         rows.row(1, |r| {
-            r.jsonb("{}");
+            r.jsonb(&serde_json::json!({}));
         });
         let s = rows.stream();
         assert_eq!(&s[HEADER.len()..s.len() - 2], [0, 1, 0, 0, 0, 3, 1, b'{', b'}']);
+    }
+
+    #[test]
+    fn a_serialized_jsonb_value_gets_its_length_filled_in() {
+        let mut rows = CopyRows::default();
+        rows.row(2, |r| {
+            r.jsonb(&serde_json::json!({"a": [1, 2]})).null();
+        });
+        let s = rows.stream();
+        let body = &s[HEADER.len()..s.len() - 2];
+        let json = br#"{"a":[1,2]}"#;
+        assert_eq!(&body[..6], [0, 2, 0, 0, 0, json.len() as u8 + 1]);
+        assert_eq!(&body[6..7], [JSONB_VERSION]);
+        assert_eq!(&body[7..7 + json.len()], json);
+        assert_eq!(&body[7 + json.len()..], [0xff; 4], "the next field follows");
     }
 }

@@ -5,6 +5,7 @@
 //! (no row locks, no read-modify-write of dense sketches), queries merge whatever rows a period
 //! has, and compaction merges them into one without changing any answer.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use analytics_core::Result;
@@ -52,12 +53,6 @@ pub(crate) fn variant_value(experiment: &str, variant: &str) -> String {
 
 /// A (level, period) key.
 pub(crate) type PeriodKey = (i16, i64);
-
-/// The (level, period) keys an event counts in: its UTC hour and its UTC day.
-pub(crate) fn periods_of(event: &Event) -> [PeriodKey; 2] {
-    let hour = HourSpan::hour_of(event.timestamp);
-    [(LEVEL_HOUR, hour), (LEVEL_DAY, hour.div_euclid(24))]
-}
 
 /// The contents of several stored rows of one period, being merged into one.
 #[derive(Debug, Default)]
@@ -133,21 +128,20 @@ pub(crate) fn decode_counts(bytes: &[u8]) -> Result<Vec<(Dim, &str, u64)>> {
     postcard::from_bytes(bytes).map_err(|e| corrupt("period counts", e))
 }
 
-/// One period's share of a batch, borrowing from the batch's events. The maps hash with
+/// One hour's share of a batch, borrowing from the batch's events. The maps hash with
 /// `foldhash`: SipHash over every event's five values was a visible share of the client's
 /// ingest time (profiled).
 #[derive(Default)]
-struct BatchShare<'a> {
+struct HourShare<'a> {
     events: u64,
     counts: foldhash::HashMap<(Dim, &'a str), u64>,
     variants: foldhash::HashMap<(&'a str, &'a str), u64>,
     users: Vec<&'a str>,
 }
 
-/// The `period_stats` rows `events` of `tenant` add: one per UTC hour and per UTC day they touch.
-pub(crate) fn batch_rows(tenant: &str, events: &[&Event]) -> (CopyRows, Vec<PeriodKey>) {
-    let mut shares: BTreeMap<PeriodKey, BatchShare> = BTreeMap::new();
-    for event in events {
+impl<'a> HourShare<'a> {
+    fn add(&mut self, event: &'a Event) {
+        self.events += 1;
         let values = [
             (Dim::Type, Some(event.event_type.as_str())),
             (Dim::Page, event.page.as_ref().map(|v| v.as_str())),
@@ -155,52 +149,111 @@ pub(crate) fn batch_rows(tenant: &str, events: &[&Event]) -> (CopyRows, Vec<Peri
             (Dim::Browser, event.browser.as_ref().map(|v| v.as_str())),
             (Dim::Country, event.country.as_ref().map(|v| v.as_str())),
         ];
-        for key in periods_of(event) {
-            let share = shares.entry(key).or_default();
-            share.events += 1;
-            for (dim, value) in values {
-                if let Some(value) = value {
-                    *share.counts.entry((dim, value)).or_insert(0) += 1;
-                }
-            }
-            if let (Some(experiment), Some(variant)) = (&event.experiment_id, &event.variant) {
-                *share
-                    .variants
-                    .entry((experiment.as_str(), variant.as_str()))
-                    .or_insert(0) += 1;
-            }
-            if let Some(user) = &event.user_id {
-                share.users.push(user.as_str());
+        for (dim, value) in values {
+            if let Some(value) = value {
+                *self.counts.entry((dim, value)).or_insert(0) += 1;
             }
         }
+        if let (Some(experiment), Some(variant)) = (&event.experiment_id, &event.variant) {
+            *self
+                .variants
+                .entry((experiment.as_str(), variant.as_str()))
+                .or_insert(0) += 1;
+        }
+        if let Some(user) = &event.user_id {
+            self.users.push(user.as_str());
+        }
     }
-    let mut rows = CopyRows::with_capacity(shares.len(), 256);
-    let keys = shares.keys().copied().collect();
-    for (key, share) in shares {
-        let variants: Vec<(String, u64)> = share
-            .variants
+}
+
+/// A period's share of a batch, ready to write: counts in (dimension, value) order.
+#[derive(Clone)]
+struct Share<'a> {
+    events: u64,
+    /// Values borrow from the events, except variant values (`experiment \x1f variant`).
+    counts: BTreeMap<(Dim, Cow<'a, str>), u64>,
+    users: Option<UserSketch>,
+}
+
+impl<'a> Share<'a> {
+    fn of_hour(hour: HourShare<'a>) -> Self {
+        let mut counts: BTreeMap<(Dim, Cow<'a, str>), u64> = hour
+            .counts
             .into_iter()
-            .map(|((experiment, variant), n)| (variant_value(experiment, variant), n))
+            .map(|((dim, value), n)| ((dim, Cow::Borrowed(value)), n))
             .collect();
-        let mut counts: Vec<(Dim, &str, u64)> = share.counts.into_iter().map(|((d, v), n)| (d, v, n)).collect();
-        counts.extend(variants.iter().map(|(v, n)| (Dim::Variant, v.as_str(), *n)));
-        counts.sort_unstable();
-        let users = (!share.users.is_empty()).then(|| {
+        counts.extend(
+            hour.variants
+                .into_iter()
+                .map(|((experiment, variant), n)| ((Dim::Variant, Cow::Owned(variant_value(experiment, variant))), n)),
+        );
+        let users = (!hour.users.is_empty()).then(|| {
             let mut sketch = UserSketch::default();
-            for user in share.users {
+            for user in hour.users {
                 sketch.insert(user);
             }
             sketch
         });
-        write_row(&mut rows, tenant, key, share.events, &counts, users.as_ref());
+        Self {
+            events: hour.events,
+            counts,
+            users,
+        }
     }
-    (rows, keys)
+
+    /// Adds another period's share (an hour's to its day's).
+    fn add(&mut self, other: &Share<'a>) {
+        self.events += other.events;
+        for (key, n) in &other.counts {
+            *self.counts.entry(key.clone()).or_insert(0) += n;
+        }
+        match (&mut self.users, &other.users) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            (mine @ None, Some(theirs)) => *mine = Some(theirs.clone()),
+            (_, None) => {}
+        }
+    }
+
+    fn write(&self, rows: &mut CopyRows, tenant: &str, key: PeriodKey) {
+        let counts: Vec<(Dim, &str, u64)> = self.counts.iter().map(|((d, v), n)| (*d, v.as_ref(), *n)).collect();
+        write_row(rows, tenant, key, self.events, &counts, self.users.as_ref());
+    }
+}
+
+/// The `period_stats` rows `events` of `tenant` add: one per UTC hour and per UTC day they touch
+/// (hours first, then days, each in time order). Events are counted per hour, and each day's row
+/// is the sum of its hours' (half the per-event work of counting every event twice).
+pub(crate) fn batch_rows(tenant: &str, events: &[&Event]) -> (CopyRows, Vec<PeriodKey>) {
+    let mut hours: BTreeMap<i64, HourShare> = BTreeMap::new();
+    for event in events {
+        hours.entry(HourSpan::hour_of(event.timestamp)).or_default().add(event);
+    }
+    let hours: Vec<(i64, Share)> = hours
+        .into_iter()
+        .map(|(hour, share)| (hour, Share::of_hour(share)))
+        .collect();
+    let mut days: BTreeMap<i64, Share> = BTreeMap::new();
+    for (hour, share) in &hours {
+        days.entry(hour.div_euclid(24))
+            .and_modify(|day| day.add(share))
+            .or_insert_with(|| share.clone());
+    }
+    let periods: Vec<(PeriodKey, &Share)> = hours
+        .iter()
+        .map(|(hour, share)| ((LEVEL_HOUR, *hour), share))
+        .chain(days.iter().map(|(day, share)| ((LEVEL_DAY, *day), share)))
+        .collect();
+    let mut rows = CopyRows::with_capacity(periods.len(), 256);
+    for (key, share) in &periods {
+        share.write(&mut rows, tenant, *key);
+    }
+    (rows, periods.into_iter().map(|(key, _)| key).collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use analytics_core::model::{EventId, EventType, Page, TenantId, UserId};
+    use analytics_core::model::{EventId, EventType, ExperimentId, Page, TenantId, UserId, VariantKey};
 
     fn event(id: &str, at: &str, user: Option<&str>, page: &str) -> Event {
         let mut e = Event::new(
@@ -251,6 +304,61 @@ mod tests {
         assert_eq!(merged.counts[&(Dim::Type, "view".to_owned())], 3);
         assert_eq!(merged.merged_users().unwrap().map(|mut s| s.estimate()), Some(2));
         assert!(PeriodStats::default().merged_users().unwrap().is_none());
+    }
+
+    #[test]
+    fn a_day_row_is_the_sum_of_its_hour_rows() {
+        let mut events = [
+            event("a", "2024-03-01T10:05:00Z", Some("u1"), "/x"),
+            event("b", "2024-03-01T10:55:00Z", Some("u2"), "/y"),
+            event("c", "2024-03-01T13:00:00Z", Some("u1"), "/x"),
+            event("d", "2024-03-01T13:30:00Z", None, "/z"),
+            event("e", "2024-03-02T00:00:00Z", Some("u3"), "/x"),
+        ];
+        events[2].experiment_id = Some(ExperimentId::parse("exp").unwrap());
+        events[2].variant = Some(VariantKey::parse("B").unwrap());
+        let refs: Vec<&Event> = events.iter().collect();
+        let (rows, keys) = batch_rows("t", &refs);
+        let day = HourSpan::hour_of(events[0].timestamp).div_euclid(24);
+        assert_eq!(keys.iter().filter(|k| k.0 == LEVEL_HOUR).count(), 3);
+        assert_eq!(&keys[3..], [(LEVEL_DAY, day), (LEVEL_DAY, day + 1)]);
+
+        let read = |i: usize| {
+            let fields = rows.fields(i);
+            let events = i64::from_be_bytes(fields[3].unwrap().try_into().unwrap());
+            let counts: Vec<(Dim, String, u64)> = decode_counts(fields[4].unwrap())
+                .unwrap()
+                .into_iter()
+                .map(|(d, v, n)| (d, v.to_owned(), n))
+                .collect();
+            let users = fields[5].map(|b| UserSketch::decode(b).unwrap().estimate());
+            (events, counts, users)
+        };
+        let (events_of_day, counts, users) = read(3);
+        assert_eq!(events_of_day, 4);
+        assert_eq!(users, Some(2), "u1 in two hours is one user of the day");
+        let variant = variant_value("exp", "B");
+        let expected = [
+            (Dim::Type, "view", 4),
+            (Dim::Page, "/x", 2),
+            (Dim::Page, "/y", 1),
+            (Dim::Page, "/z", 1),
+            (Dim::Variant, variant.as_str(), 1),
+        ];
+        let expected: Vec<(Dim, String, u64)> = expected.iter().map(|(d, v, n)| (*d, v.to_string(), *n)).collect();
+        assert_eq!(counts, expected, "sorted by (dimension, value)");
+        // The hours add up to it.
+        let (first_hour, second_hour) = (read(0), read(1));
+        assert_eq!(first_hour.0 + second_hour.0, events_of_day);
+        assert_eq!(second_hour.1.last().unwrap().0, Dim::Variant);
+        assert_eq!(
+            read(4),
+            (
+                1,
+                vec![(Dim::Type, "view".into(), 1), (Dim::Page, "/x".into(), 1)],
+                Some(1)
+            )
+        );
     }
 
     #[test]

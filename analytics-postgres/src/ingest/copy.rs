@@ -119,6 +119,24 @@ impl CopyRows {
         self.ends.len()
     }
 
+    /// The fields of row `index` (`None` for NULL), for tests to read back what was written.
+    #[cfg(test)]
+    pub(crate) fn fields(&self, index: usize) -> Vec<Option<&[u8]>> {
+        let start = if index == 0 { 0 } else { self.ends[index - 1] };
+        let row = &self.bytes[start..self.ends[index]];
+        let count = i16::from_be_bytes([row[0], row[1]]);
+        let mut at = 2;
+        (0..count)
+            .map(|_| {
+                let len = i32::from_be_bytes(row[at..at + 4].try_into().expect("four bytes"));
+                at += 4;
+                let len = usize::try_from(len).ok()?;
+                at += len;
+                Some(&row[at - len..at])
+            })
+            .collect()
+    }
+
     /// The whole stream: header, every row, trailer.
     pub(crate) fn stream(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(HEADER.len() + self.bytes.len() + TRAILER.len());

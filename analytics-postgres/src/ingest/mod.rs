@@ -94,17 +94,22 @@ struct Batch<'a> {
 
 impl<'a> Batch<'a> {
     fn encode(tenant: &'a str, batch: &'a [Event]) -> Self {
-        // Positions in id (byte) order: the ledger is claimed in that order, and a repeated id
-        // is next to its first occurrence, which the stable sort keeps first.
-        let mut by_id: Vec<usize> = (0..batch.len()).collect();
-        by_id.sort_by(|a, b| batch[*a].id.as_str().as_bytes().cmp(batch[*b].id.as_str().as_bytes()));
-        by_id.dedup_by(|later, first| batch[*later].id == batch[*first].id);
-        let ledger_events: Vec<&Event> = by_id.iter().map(|i| &batch[*i]).collect();
+        // Ids in byte order, each with its position: the ledger is claimed in that order, and a
+        // repeated id sorts right after its first occurrence. (Pairs rather than positions
+        // sorted through the batch: the comparisons then read the ids without a detour.)
+        let mut by_id: Vec<(&[u8], usize)> = batch
+            .iter()
+            .enumerate()
+            .map(|(position, event)| (event.id.as_str().as_bytes(), position))
+            .collect();
+        by_id.sort_unstable();
+        by_id.dedup_by(|later, first| later.0 == first.0);
+        let ledger_events: Vec<&Event> = by_id.iter().map(|(_, position)| &batch[*position]).collect();
         // Rows in time order: the time index is then filled in key order (each leaf page visited
         // once, upper levels hot), and consecutive rows go to the same month's partition.
-        let mut positions = by_id;
-        positions.sort_by_key(|i| batch[*i].timestamp);
-        let events: Vec<&Event> = positions.iter().map(|i| &batch[*i]).collect();
+        let mut positions: Vec<usize> = by_id.into_iter().map(|(_, position)| position).collect();
+        positions.sort_unstable_by_key(|position| (batch[*position].timestamp, *position));
+        let events: Vec<&Event> = positions.iter().map(|position| &batch[*position]).collect();
         Self {
             tenant,
             rows: copy::event_rows(tenant, &events),
@@ -237,12 +242,16 @@ mod tests {
         let batch = Batch::encode("t", &events);
         let ids = |v: &[EventId]| v.iter().map(|i| i.as_str().to_string()).collect::<Vec<_>>();
         let kept: Vec<&str> = batch.events.iter().map(|e| e.id.as_str()).collect();
-        assert_eq!(batch.positions, [1, 0, 3], "the first occurrence of each id, in time order");
-        assert_eq!(kept, ["a", "b", "c"]);
+        assert_eq!(
+            batch.positions,
+            [0, 1, 3],
+            "the first occurrence of each id, in time order"
+        );
+        assert_eq!(kept, ["b", "a", "c"]);
         assert_eq!(batch.ledger.len(), 3);
 
         // "b" was stored before (not new); "a" and "c" are new.
-        let outcome = outcome(&events, &batch.positions, &[true, false, true]);
+        let outcome = outcome(&events, &batch.positions, &[false, true, true]);
         assert_eq!(ids(&outcome.accepted), ["a", "c"]);
         assert_eq!(ids(&outcome.duplicates), ["b", "b", "a"]);
     }

@@ -83,16 +83,16 @@ pub(super) async fn write(
     rows: &foldhash::HashMap<ExposureKey<'_>, Exposure<'_>>,
     known: &KnownExposures,
 ) -> sqlx::Result<Vec<Fingerprint>> {
+    let rows: Vec<(&ExposureKey<'_>, &Exposure<'_>)> = rows.iter().collect();
     let fingerprints: Vec<Fingerprint> = rows
         .iter()
-        .map(|(key, exposure)| known.fingerprint(tenant, *key, exposure))
+        .map(|(key, exposure)| known.fingerprint(tenant, **key, exposure))
         .collect();
     let covered = known.covers(&fingerprints);
     let mut missing: Vec<(&ExposureKey<'_>, &Exposure<'_>)> = rows
-        .iter()
-        .zip(&covered)
-        .filter(|(_, covered)| !**covered)
-        .map(|(row, _)| row)
+        .into_iter()
+        .zip(covered)
+        .filter_map(|(row, covered)| (!covered).then_some(row))
         .collect();
     if missing.is_empty() {
         return Ok(fingerprints);

@@ -14,9 +14,12 @@
 //! compacts a period after its `compact_after`-th, at the end of the `append` call that wrote it,
 //! so rows per period stay bounded without a background task. A period that ingestion has moved
 //! past — earlier than every period of its level in the latest batch, as each hour and day
-//! becomes when events arrive in time order — is compacted then if it has two rows or more: in
-//! time order a day collects a row from each of a dozen batches at 10M events over 90 days, never
-//! reaching the threshold, and a 31-day summary read five times slower for it (measured). [`compact_all`] compacts every
+//! becomes when events arrive in time order — is compacted then, whatever its count: in time order
+//! a day collects a row from each of a dozen batches at 10M events over 90 days, never reaching
+//! the threshold, and a 31-day summary read five times slower for it (measured). Even a count of
+//! one is compacted, not forgotten: the period may hold an earlier merge or rows counted before,
+//! and forgetting them let batches arriving out of time order (concurrent callers, late events)
+//! pile up rows the tracker no longer knew of. [`compact_all`] compacts every
 //! period with more than one row (after a restart lost the counts, or as a maintenance step).
 
 use std::collections::{BTreeMap, HashMap};
@@ -46,8 +49,7 @@ impl CompactionTracker {
 
     /// Counts one appended row for each of `keys` and returns those now due for compaction
     /// (they start counting again from zero): periods at the threshold, and periods of `tenant`
-    /// the batch has moved past (see the module docs) with at least two rows. A period moved
-    /// past with one row is forgotten: there is nothing to merge.
+    /// the batch has moved past (see the module docs).
     pub(crate) fn record(&self, tenant: &str, keys: &[PeriodKey]) -> Vec<PeriodKey> {
         if self.compact_after == 0 {
             return Vec::new();
@@ -72,7 +74,7 @@ impl CompactionTracker {
         }
         appended.retain(|(of, (level, period)), count| {
             let passed = of == tenant && earliest.get(level).is_some_and(|first| period < first);
-            if passed && *count >= 2 {
+            if passed && *count > 0 {
                 due.push((*level, *period));
             }
             !passed
@@ -190,7 +192,7 @@ mod tests {
     }
 
     #[test]
-    fn periods_ingestion_moved_past_fall_due_with_two_rows() {
+    fn periods_ingestion_moved_past_fall_due() {
         let tracker = CompactionTracker::new(16);
         let (h1, h2, h3, day) = ((0, 100), (0, 101), (0, 102), (1, 4));
         assert!(tracker.record("t", &[h1, day]).is_empty());
@@ -199,10 +201,18 @@ mod tests {
             tracker.record("other", &[h3, day]).is_empty(),
             "another tenant's batch moves nothing"
         );
-        // Time order moves on to h3: h1 (two rows) is due, h2 (one row) is forgotten, and the
-        // day is still being written.
-        assert_eq!(tracker.record("t", &[h3, day]), [h1]);
-        assert!(tracker.record("t", &[h3, day]).is_empty(), "h2 had nothing to merge");
+        // Time order moves on to h3: h1 and h2 are due (h2's one row may sit beside an earlier
+        // merge), and the day is still being written.
+        assert_eq!(tracker.record("t", &[h3, day]), [h1, h2]);
+        assert!(
+            tracker.record("t", &[h3, day]).is_empty(),
+            "nothing left behind to merge"
+        );
         assert_eq!(tracker.record("t", &[(0, 200), (1, 5)]), [(0, 102), day]);
+
+        // A batch arriving out of time order adds a row to a period already moved past; the
+        // next batch in order makes it due again instead of forgetting it.
+        assert!(tracker.record("t", &[h1, (1, 4)]).is_empty());
+        assert_eq!(tracker.record("t", &[(0, 201), (1, 5)]), [h1, (0, 200), day]);
     }
 }

@@ -91,7 +91,7 @@
 //! # Compaction
 //!
 //! Each store counts the rows it appended per period and, in the `append` call that writes the
-//! [`PostgresConfig::compact_after`]-th (default 16) — or, for a period with two rows or more,
+//! [`PostgresConfig::compact_after`]-th (default 16) — or, for any period it appended to,
 //! in the first `append` whose batch lies wholly after it (events arriving in time order leave
 //! each hour and day behind well before 16 rows) — merges the period's rows into one: `DELETE
 //! … RETURNING` and one insert of the merge, in one transaction. That is safe beside ingestion

@@ -35,6 +35,15 @@ pub enum Error {
     /// The request conflicts with existing state (e.g. an experiment id already taken).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The request names a tenant other than the authenticated one (a body's or parameter's
+    /// `tenantId`). Permanent: tenants never see or write each other's data.
+    #[error("forbidden {field}: {reason}")]
+    Forbidden {
+        /// The field naming the other tenant, as the public API names it.
+        field: String,
+        /// Why it is refused.
+        reason: String,
+    },
     /// The caller is not authenticated, or the credential is unknown.
     #[error("unauthenticated: {0}")]
     Unauthenticated(String),
@@ -103,6 +112,7 @@ impl Error {
             Error::InvalidInput { .. }
             | Error::NotFound { .. }
             | Error::Conflict(_)
+            | Error::Forbidden { .. }
             | Error::Unauthenticated(_)
             | Error::Backend(_)
             | Error::Internal(_) => ErrorKind::Permanent,
@@ -123,11 +133,31 @@ impl Error {
         }
     }
 
-    /// Prefixes the field of an [`Error::InvalidInput`] with `prefix` (`events[3].` + `page`), so
+    /// Builds [`Error::Forbidden`].
+    pub fn forbidden(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Forbidden {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The field an [`Error::InvalidInput`] or [`Error::Forbidden`] names.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Error::InvalidInput { field, .. } | Error::Forbidden { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
+    /// Prefixes the field of an [`Error::InvalidInput`] or [`Error::Forbidden`] with `prefix` (`events[3].` + `page`), so
     /// errors inside a batch name the element. Other errors pass through unchanged.
     pub fn in_field(self, prefix: &str) -> Self {
         match self {
             Error::InvalidInput { field, reason } => Error::InvalidInput {
+                field: format!("{prefix}{field}"),
+                reason,
+            },
+            Error::Forbidden { field, reason } => Error::Forbidden {
                 field: format!("{prefix}{field}"),
                 reason,
             },

@@ -82,6 +82,9 @@ pub mod store;
 pub mod testkit;
 
 pub use analytics::{
-    Analytics, AnalyticsBuilder, Assignment, ChangeNotice, HealthReport, HealthStatus, ServingPolicy, SummaryOptions,
+    Analytics, AnalyticsBuilder, Assignment, Change, ChangeNotice, ComparedSummary, Comparison, EventLog,
+    EventLogRequest, HealthReport, HealthStatus, Ingested, LiveConfig, LiveSummary, LiveUpdate, MemoPolicy,
+    PaginatedSummary, PeriodComparison, Realtime, SeriesPageRequest, SeriesPagination, ServingPolicy, SummaryOptions,
+    Warmed,
 };
 pub use error::{Error, ErrorKind, Result};

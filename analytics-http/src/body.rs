@@ -1,22 +1,34 @@
-//! [`JsonBody`]: a JSON request body whose failures are API errors naming the field.
+//! Request bodies: [`JsonBody`] (JSON whose failures are API errors naming the field, read
+//! within a time limit) and the check of a declared `Content-Length` before anything is read.
+
+use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRef, FromRequest, Request, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
+use crate::state::HttpConfig;
 
 /// A JSON body. A body that is not JSON is 400 (or 415 when sent as another media type), one
-/// whose content does not fit the schema is 422 naming the field, and one over the size limit
-/// is 413.
+/// whose content does not fit the schema is 422 naming the field, one over the size limit is
+/// 413, and one that does not arrive within [`HttpConfig::body_timeout`] is 408.
 #[derive(Debug, Clone)]
 pub struct JsonBody<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+    Arc<HttpConfig>: FromRef<S>,
+{
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let timeout = Arc::<HttpConfig>::from_ref(state).body_timeout;
         let content_type = request
             .headers()
             .get(header::CONTENT_TYPE)
@@ -25,11 +37,45 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         if !is_json(content_type) {
             return Err(ApiError::for_status(StatusCode::UNSUPPORTED_MEDIA_TYPE).with_field("Content-Type"));
         }
-        let bytes = Bytes::from_request(request, state)
+        let bytes = tokio::time::timeout(timeout, Bytes::from_request(request, state))
             .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "timeout",
+                    "the request body did not arrive in time",
+                )
+                .with_field("body")
+            })?
             .map_err(|rejection| ApiError::for_status(rejection.status()))?;
         parse(&bytes).map(JsonBody)
     }
+}
+
+/// Middleware: a request whose declared `Content-Length` exceeds the body limit is refused with
+/// 413 at once, before any of its body is read (a client that declares 22 MB and stalls does
+/// not hold the connection).
+pub(crate) async fn refuse_declared_oversize(
+    State(config): State<Arc<HttpConfig>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > config.body_limit as u64) {
+        let mut response = ApiError::for_status(StatusCode::PAYLOAD_TOO_LARGE)
+            .with_field("Content-Length")
+            .into_response();
+        // The body is not read: the connection cannot be reused.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+        return response;
+    }
+    next.run(request).await
 }
 
 fn is_json(content_type: &str) -> bool {

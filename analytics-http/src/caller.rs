@@ -95,8 +95,11 @@ async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiEr
     let claimed = header_text(headers, TENANT_HEADER)?
         .map(|raw| TenantId::parse(raw).map_err(|e| ApiError::from(e).with_field("X-Tenant-Id")))
         .transpose()?;
-    let tenant = match state.config().auth {
-        AuthMode::Header => claimed.ok_or_else(|| unauthenticated("X-Tenant-Id", "send the X-Tenant-Id header"))?,
+    let config = state.config();
+    let tenant = match config.auth {
+        AuthMode::Header => claimed
+            .or_else(|| config.default_tenant.clone())
+            .ok_or_else(|| unauthenticated("X-Tenant-Id", "send the X-Tenant-Id header"))?,
         AuthMode::ApiKey => {
             let raw = header_text(headers, API_KEY_HEADER)?
                 .ok_or_else(|| unauthenticated("X-API-Key", "send an API key in the X-API-Key header"))?;
@@ -137,7 +140,7 @@ fn unauthenticated(field: &str, message: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message).with_field(field)
 }
 
-/// The rate-limit class of a route (seed 000's groups): analytics queries, event writes, event
+/// The rate-limit class of a route: analytics queries, event writes, event
 /// reads, and everything else.
 pub fn endpoint_class(method: &Method, path: &str) -> EndpointClass {
     let route = path
@@ -162,7 +165,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn routes_fall_into_seed_classes() {
+    fn routes_fall_into_their_classes() {
         assert_eq!(
             endpoint_class(&Method::GET, "/api/analytics/summary"),
             EndpointClass::Analytics

@@ -1,5 +1,11 @@
 //! [`ApiError`]: every failure as `{ "error": { "code", "message", "field" } }` with its status.
+//!
+//! A 5xx body never carries the text of the error behind it (driver messages, SQL, addresses):
+//! it says what kind of failure it was, and the full error goes to the log, inside the
+//! request's span (which carries its request id), and stays reachable as the
+//! [`source`](std::error::Error::source) of the [`ApiError`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use analytics_core::Error;
@@ -23,6 +29,20 @@ pub struct ApiError {
     pub field: Option<String>,
     /// For 429 and 503: when it is worth trying again (sent as `Retry-After`).
     pub retry_after: Option<Duration>,
+    /// The core error behind it, if any (logged for 5xx, never sent).
+    pub source: Option<Arc<Error>>,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
 }
 
 /// The JSON body of an error.
@@ -53,6 +73,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             retry_after: None,
+            source: None,
         }
     }
 
@@ -99,17 +120,26 @@ impl ApiError {
 
 impl From<Error> for ApiError {
     fn from(error: Error) -> Self {
-        let message = error.to_string();
         let retry_after = error.retry_after();
-        let (status, code, field) = match error {
-            Error::InvalidInput { field, .. } => (StatusCode::BAD_REQUEST, "invalid_input", Some(field)),
-            Error::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found", None),
-            Error::Conflict(_) => (StatusCode::CONFLICT, "conflict", None),
-            Error::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated", None),
-            Error::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
-            Error::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout", None),
-            Error::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded", None),
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal", None),
+        let field = error.field().map(str::to_owned);
+        let (status, code) = match &error {
+            Error::InvalidInput { .. } => (StatusCode::BAD_REQUEST, "invalid_input"),
+            Error::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            Error::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Error::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            Error::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Error::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
+            Error::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        let message = match &error {
+            // Core's own words: no dependency's text in them.
+            Error::Overloaded { message, .. } => message.clone(),
+            Error::Unavailable { .. } => "a backend is unavailable; retry later".to_owned(),
+            Error::Timeout(_) => "the operation timed out; retry later".to_owned(),
+            _ if status.is_server_error() => "the server failed to answer".to_owned(),
+            other => other.to_string(),
         };
         // A 503 always tells the client when to come back.
         let retry_after = retry_after.or((status == StatusCode::SERVICE_UNAVAILABLE).then(|| Duration::from_secs(1)));
@@ -119,6 +149,7 @@ impl From<Error> for ApiError {
             message,
             field,
             retry_after,
+            source: Some(Arc::new(error)),
         }
     }
 }
@@ -138,7 +169,14 @@ impl From<ApiError> for ErrorBody {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
-            tracing::warn!(status = self.status.as_u16(), code = self.code, message = %self.message, "request failed");
+            match &self.source {
+                Some(error) => {
+                    tracing::warn!(status = self.status.as_u16(), code = self.code, %error, "request failed")
+                }
+                None => {
+                    tracing::warn!(status = self.status.as_u16(), code = self.code, message = %self.message, "request failed")
+                }
+            }
         }
         let (status, retry_after) = (self.status, self.retry_after);
         let mut response = (status, axum::Json(ErrorBody::from(self))).into_response();
@@ -166,6 +204,7 @@ mod tests {
             (Error::unavailable("down"), StatusCode::SERVICE_UNAVAILABLE),
             (Error::Timeout("slow".into()), StatusCode::SERVICE_UNAVAILABLE),
             (Error::Backend("broken".into()), StatusCode::INTERNAL_SERVER_ERROR),
+            (Error::forbidden("tenantId", "other"), StatusCode::FORBIDDEN),
         ];
         for (error, status) in cases {
             let api = ApiError::from(error);
@@ -180,5 +219,26 @@ mod tests {
             ApiError::unprocessable(Error::invalid("name", "empty")).status,
             StatusCode::UNPROCESSABLE_ENTITY
         );
+    }
+
+    #[test]
+    fn server_errors_keep_their_text_out_of_the_body_but_in_the_source() {
+        let driver = "error returned from database: relation \"events\" does not exist";
+        for error in [
+            Error::Backend(driver.into()),
+            Error::unavailable(driver),
+            Error::Internal(driver.into()),
+            Error::Timeout(driver.into()),
+        ] {
+            let api = ApiError::from(error.clone());
+            assert!(api.status.is_server_error());
+            assert!(!api.message.contains("database"), "{}", api.message);
+            let body = serde_json::to_string(&ErrorBody::from(api.clone())).unwrap();
+            assert!(!body.contains("database"), "{body}");
+            let source = std::error::Error::source(&api).unwrap().to_string();
+            assert_eq!(source, error.to_string());
+        }
+        let client = ApiError::from(Error::invalid("startDate", "is required"));
+        assert_eq!(client.message, "invalid startDate: is required");
     }
 }

@@ -67,6 +67,7 @@ mod error;
 mod metrics;
 mod params;
 mod routes;
+#[cfg(feature = "server")]
 pub mod server;
 mod state;
 
@@ -92,7 +93,7 @@ pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use metrics::Metrics;
 pub use state::{AppState, AuthMode, HttpConfig, StreamConfig};
 
-use routes::{analytics, events, experiments, ops, stream};
+use routes::{cache, events, experiments, health, ops, stream, summary};
 
 /// The OpenAPI document of the API (served at `/openapi.json`). Paths are listed under `/api`;
 /// `/api/v1` serves the same routes.
@@ -100,13 +101,14 @@ use routes::{analytics, events, experiments, ops, stream};
 #[openapi(
     info(title = "analytics", description = "Analytics-dashboard queries over user events."),
     paths(
-        analytics::summary, analytics::summary_paginated, stream::summary_stream, analytics::realtime,
-        analytics::health, analytics::cache_stats, analytics::cache_clear, analytics::cache_warm,
+        summary::summary, summary::summary_paginated, stream::summary_stream, summary::realtime,
+        health::health, cache::cache_stats, cache::cache_clear, cache::cache_warm,
         events::create, events::create_batch, events::list,
         experiments::create, experiments::list, experiments::get, experiments::update,
         experiments::assign, experiments::expose, experiments::results,
         ops::liveness, ops::metrics, ops::openapi,
     ),
+    components(schemas(analytics_core::ComparedSummary)),
     modifiers(&SecuritySchemes),
     security(("apiKey" = []), ("tenantHeader" = [])),
 )]
@@ -129,20 +131,20 @@ impl utoipa::Modify for SecuritySchemes {
     }
 }
 
-/// Where the API is mounted: the seeds' `/api`, and the versioned `/api/v1`.
+/// Where the API is mounted: `/api`, and the versioned `/api/v1`.
 const API_PREFIXES: [&str; 2] = ["/api", "/api/v1"];
 
 /// The tenant-scoped routes, relative to an API prefix.
 fn tenant_routes() -> [(&'static str, MethodRouter<AppState>); 15] {
     [
-        ("/analytics/summary", get(analytics::summary)),
-        ("/analytics/summary/paginated", get(analytics::summary_paginated)),
+        ("/analytics/summary", get(summary::summary)),
+        ("/analytics/summary/paginated", get(summary::summary_paginated)),
         ("/analytics/summary/stream", get(stream::summary_stream)),
-        ("/analytics/realtime", get(analytics::realtime)),
-        ("/analytics/health", get(analytics::health)),
-        ("/analytics/cache/stats", get(analytics::cache_stats)),
-        ("/analytics/cache/clear", post(analytics::cache_clear)),
-        ("/analytics/cache/warm", post(analytics::cache_warm)),
+        ("/analytics/stream", get(stream::summary_stream)),
+        ("/analytics/realtime", get(summary::realtime)),
+        ("/analytics/cache/stats", get(cache::cache_stats)),
+        ("/analytics/cache/clear", post(cache::cache_clear)),
+        ("/analytics/cache/warm", post(cache::cache_warm)),
         ("/events", post(events::create).get(events::list)),
         ("/events/batch", post(events::create_batch)),
         ("/experiments", post(experiments::create).get(experiments::list)),
@@ -161,9 +163,11 @@ fn api(state: &AppState) -> Router<AppState> {
         .flat_map(|prefix| tenant_routes().map(|(path, route)| (format!("{prefix}{path}"), route)))
         .fold(Router::new(), |router, (path, route)| router.route(&path, route))
         .route_layer(from_fn_with_state(state.clone(), caller::tenant_layer));
-    // Seed 004's liveness path, without a tenant.
+    // Liveness and readiness need no tenant: monitoring systems have none.
     API_PREFIXES.iter().fold(scoped, |router, prefix| {
-        router.route(&format!("{prefix}/health"), get(ops::liveness))
+        router
+            .route(&format!("{prefix}/health"), get(ops::liveness))
+            .route(&format!("{prefix}/analytics/health"), get(health::health))
     })
 }
 
@@ -179,13 +183,14 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(ops::openapi))
         .fallback(|| async { ApiError::for_status(StatusCode::NOT_FOUND) })
         .layer(DefaultBodyLimit::max(config.body_limit))
+        .layer(from_fn_with_state(state.clone(), body::refuse_declared_oversize))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             config.request_timeout,
         ))
         .layer(CompressionLayer::new())
         .layer(from_fn(json_errors))
-        .layer(from_fn_with_state(state.clone(), metrics::record_request))
+        .layer(from_fn_with_state(state.metrics_handle(), metrics::record_request))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             let id = request

@@ -23,8 +23,6 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
-use crate::state::AppState;
-
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     route: String,
@@ -186,19 +184,17 @@ impl Metrics {
 
 /// Outermost middleware: times every request and records it under its route pattern (not its
 /// path, so ids do not explode the label space).
-pub(crate) async fn record_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub(crate) async fn record_request(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = request.method().as_str().to_owned();
-    let clock = state.analytics().clock().clone();
+    let clock = metrics.meter.clock.clone();
     let started = clock.now();
     let response = next.run(request).await;
     let took = (clock.now() - started).to_std().unwrap_or_default();
-    state
-        .metrics()
-        .record(&route, &method, response.status().as_u16(), took);
+    metrics.record(&route, &method, response.status().as_u16(), took);
     response
 }
 

@@ -1,109 +1,307 @@
-//! Query-string parsing with an allow-list: an unknown or repeated parameter is an error naming
-//! it, so a misspelt `grupBy` is reported instead of silently ignored.
+//! Query strings: one serde struct per route, used both to parse and to document the route
+//! (`IntoParams`). Unknown and repeated parameters are refused with the parameter named, so a
+//! misspelt `grupBy` is reported instead of silently ignored.
 
-use std::collections::BTreeMap;
-
+use analytics_core::query::SummaryRequest;
+use analytics_core::{Comparison, EventLogRequest, SeriesPageRequest};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use utoipa::IntoParams;
 
 use crate::error::ApiError;
 
-/// The extractor of routes that take no query parameters: any parameter is a 400 naming it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct NoParams;
+/// A route's query string, parsed into `T` (a struct with `deny_unknown_fields`).
+#[derive(Debug, Clone)]
+pub(crate) struct Params<T>(pub(crate) T);
 
-impl<S: Send + Sync> FromRequestParts<S> for NoParams {
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Params::parse(parts.uri.query(), &[]).map(|_| NoParams)
+        parse(parts.uri.query()).map(Params)
     }
 }
 
-/// The parameters of one request, checked against the names a route accepts.
-#[derive(Debug, Default)]
-pub(crate) struct Params {
-    values: BTreeMap<String, String>,
-}
-
-impl Params {
-    /// Parses `query` (the part of the URI after `?`), accepting only `allowed` names.
-    ///
-    /// # Errors
-    /// 400 naming the first unknown or repeated parameter.
-    pub(crate) fn parse(query: Option<&str>, allowed: &[&str]) -> Result<Self, ApiError> {
-        let mut values = BTreeMap::new();
-        for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-            if !allowed.contains(&name.as_ref()) {
-                return Err(ApiError::bad_request(
-                    name.as_ref(),
-                    format!("unknown parameter {name:?}; this route accepts {}", allowed.join(", ")),
-                ));
+/// Parses a query string into `T`, naming the parameter to blame.
+///
+/// # Errors
+/// 400 naming the first unknown, repeated or malformed parameter.
+pub(crate) fn parse<T: DeserializeOwned>(query: Option<&str>) -> Result<T, ApiError> {
+    let pairs = form_urlencoded::parse(query.unwrap_or_default().as_bytes());
+    let deserializer = serde_urlencoded::Deserializer::new(pairs);
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let message = error.into_inner().to_string();
+        let field = quoted_name(&message, "unknown field `")
+            .or_else(|| quoted_name(&message, "duplicate field `"))
+            .map_or(path, str::to_owned);
+        let message = match quoted_name(&message, "unknown field `") {
+            Some(name) => format!("unknown parameter {name:?}; {}", expected(&message)),
+            None if message.starts_with("duplicate field") => {
+                format!("parameter {field:?} is given twice (by its name or by another name of it)")
             }
-            if values.insert(name.to_string(), value.into_owned()).is_some() {
-                return Err(ApiError::bad_request(
-                    name.as_ref(),
-                    format!("parameter {name:?} is given twice"),
-                ));
-            }
-        }
-        Ok(Self { values })
-    }
-
-    /// The value of `name`, if given.
-    pub(crate) fn get(&self, name: &str) -> Option<&str> {
-        self.values.get(name).map(String::as_str)
-    }
-
-    /// The value of the first of `names` given (aliases such as `startDate` / `from`).
-    ///
-    /// # Errors
-    /// 400 when more than one of the aliases is given.
-    pub(crate) fn get_alias(&self, names: &[&str]) -> Result<Option<String>, ApiError> {
-        let given: Vec<&str> = names.iter().copied().filter(|n| self.values.contains_key(*n)).collect();
-        match given.as_slice() {
-            [] => Ok(None),
-            [one] => Ok(self.get(one).map(str::to_owned)),
-            [first, second, ..] => Err(ApiError::bad_request(
-                *second,
-                format!("{first:?} and {second:?} are the same parameter; give one"),
-            )),
-        }
-    }
-
-    /// A boolean flag: `true`/`false`/`1`/`0`, or present with no value (true).
-    ///
-    /// # Errors
-    /// 400 naming the parameter for any other value.
-    pub(crate) fn flag(&self, name: &str) -> Result<bool, ApiError> {
-        match self.get(name) {
-            None => Ok(false),
-            Some("" | "true" | "1") => Ok(true),
-            Some("false" | "0") => Ok(false),
-            Some(other) => Err(ApiError::bad_request(name, format!("{other:?} is not true or false"))),
-        }
-    }
-
-    /// An unsigned integer within `range`.
-    ///
-    /// # Errors
-    /// 400 naming the parameter when it is not a number in range.
-    pub(crate) fn number(&self, name: &str, range: std::ops::RangeInclusive<u32>) -> Result<Option<u32>, ApiError> {
-        let Some(raw) = self.get(name) else {
-            return Ok(None);
+            None => format!("{field}: {message}"),
         };
-        match raw.parse::<u32>() {
-            Ok(n) if range.contains(&n) => Ok(Some(n)),
-            _ => Err(ApiError::bad_request(
-                name,
-                format!(
-                    "{raw:?} is not a whole number from {} to {}",
-                    range.start(),
-                    range.end()
-                ),
-            )),
+        ApiError::bad_request(field, message)
+    })
+}
+
+/// The name in serde's "unknown field `name`, expected …".
+fn quoted_name<'m>(message: &'m str, prefix: &str) -> Option<&'m str> {
+    message.strip_prefix(prefix)?.split('`').next()
+}
+
+/// The accepted names of serde's "unknown field …, expected one of …".
+fn expected(message: &str) -> String {
+    match message.split_once(", expected ") {
+        Some((_, names)) if names.starts_with("one of") || names.starts_with('`') => {
+            format!("this route accepts {}", names.trim_start_matches("one of "))
+        }
+        _ => "this route takes no parameters".to_owned(),
+    }
+}
+
+/// A route that takes no query parameters: any parameter is a 400 naming it.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NoParams {}
+
+/// A boolean flag: `true`/`false`/`1`/`0`, or present with no value (true).
+fn flag<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    let raw = Option::<String>::deserialize(deserializer)?;
+    match raw.as_deref() {
+        None | Some("false" | "0") => Ok(false),
+        Some("" | "true" | "1") => Ok(true),
+        Some(other) => Err(serde::de::Error::custom(format!("{other:?} is not true or false"))),
+    }
+}
+
+/// A whole number, with a message that names what was given.
+fn number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    let raw = Option::<String>::deserialize(deserializer)?;
+    raw.map(|raw| {
+        raw.parse()
+            .map_err(|_| serde::de::Error::custom(format!("{raw:?} is not a whole number")))
+    })
+    .transpose()
+}
+
+/// The parameters of a summary.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct SummaryParams {
+    /// `YYYY-MM-DD` (start of that day in `timezone`) or an RFC 3339 instant. Required. Also
+    /// accepted as `from`.
+    #[serde(alias = "from")]
+    #[param(required = true)]
+    pub(crate) start_date: Option<String>,
+    /// `YYYY-MM-DD` (through the end of that day) or an RFC 3339 instant (exclusive). Required.
+    /// Also accepted as `to`.
+    #[serde(alias = "to")]
+    #[param(required = true)]
+    pub(crate) end_date: Option<String>,
+    /// `hour`, `day` (default), `week` or `month`.
+    pub(crate) group_by: Option<String>,
+    /// IANA timezone of the buckets and dates (default `UTC`).
+    pub(crate) timezone: Option<String>,
+    /// Only events of this type.
+    pub(crate) event_type: Option<String>,
+    /// Only events of this user.
+    pub(crate) user_id: Option<String>,
+    /// Only this experiment's events, with per-variant stats.
+    pub(crate) experiment_id: Option<String>,
+    /// Bypass the cache read (`true`, `1`, or present without a value).
+    #[serde(default, deserialize_with = "flag")]
+    #[param(value_type = Option<bool>)]
+    pub(crate) skip_cache: bool,
+    /// Count unique users exactly.
+    #[serde(default, deserialize_with = "flag")]
+    #[param(value_type = Option<bool>)]
+    pub(crate) exact: bool,
+    /// `previous`: also the previous period of equal length, and the change to it.
+    #[param(value_type = Option<String>)]
+    pub(crate) compare: Option<Comparison>,
+}
+
+impl SummaryParams {
+    /// The core request.
+    pub(crate) fn request(self) -> SummaryRequest {
+        SummaryRequest {
+            start_date: self.start_date,
+            end_date: self.end_date,
+            group_by: self.group_by,
+            timezone: self.timezone,
+            event_type: self.event_type,
+            user_id: self.user_id,
+            experiment_id: self.experiment_id,
+            exact: self.exact,
+            skip_cache: self.skip_cache,
         }
     }
+}
+
+/// The parameters of a summary with its series in pages.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct PagedSummaryParams {
+    /// As on `/analytics/summary`.
+    #[serde(alias = "from")]
+    #[param(required = true)]
+    pub(crate) start_date: Option<String>,
+    /// As on `/analytics/summary`.
+    #[serde(alias = "to")]
+    #[param(required = true)]
+    pub(crate) end_date: Option<String>,
+    /// As on `/analytics/summary`.
+    pub(crate) group_by: Option<String>,
+    /// As on `/analytics/summary`.
+    pub(crate) timezone: Option<String>,
+    /// As on `/analytics/summary`.
+    pub(crate) event_type: Option<String>,
+    /// As on `/analytics/summary`.
+    pub(crate) user_id: Option<String>,
+    /// As on `/analytics/summary`.
+    pub(crate) experiment_id: Option<String>,
+    /// As on `/analytics/summary`.
+    #[serde(default, deserialize_with = "flag")]
+    #[param(value_type = Option<bool>)]
+    pub(crate) skip_cache: bool,
+    /// As on `/analytics/summary`.
+    #[serde(default, deserialize_with = "flag")]
+    #[param(value_type = Option<bool>)]
+    pub(crate) exact: bool,
+    /// The `timestamp` of the page's first bucket (a `nextCursor`); absent for the first page.
+    pub(crate) cursor: Option<String>,
+    /// Buckets per page, 1–1000 (default 50).
+    #[serde(default, deserialize_with = "number")]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub(crate) limit: Option<u32>,
+}
+
+impl PagedSummaryParams {
+    /// The core requests: the summary and the page.
+    pub(crate) fn requests(self) -> (SummaryRequest, SeriesPageRequest) {
+        let summary = SummaryParams {
+            start_date: self.start_date,
+            end_date: self.end_date,
+            group_by: self.group_by,
+            timezone: self.timezone,
+            event_type: self.event_type,
+            user_id: self.user_id,
+            experiment_id: self.experiment_id,
+            skip_cache: self.skip_cache,
+            exact: self.exact,
+            compare: None,
+        };
+        let page = SeriesPageRequest {
+            cursor: self.cursor,
+            limit: self.limit,
+        };
+        (summary.request(), page)
+    }
+}
+
+/// The parameters of the live stream: those of a summary, without `compare` and `skipCache`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct StreamParams {
+    /// As on `/analytics/summary`.
+    #[serde(alias = "from")]
+    #[param(required = true)]
+    pub(crate) start_date: Option<String>,
+    /// As on `/analytics/summary`.
+    #[serde(alias = "to")]
+    #[param(required = true)]
+    pub(crate) end_date: Option<String>,
+    /// As on `/analytics/summary`.
+    pub(crate) group_by: Option<String>,
+    /// As on `/analytics/summary`.
+    pub(crate) timezone: Option<String>,
+    /// As on `/analytics/summary`.
+    pub(crate) event_type: Option<String>,
+    /// As on `/analytics/summary`.
+    pub(crate) user_id: Option<String>,
+    /// As on `/analytics/summary`.
+    pub(crate) experiment_id: Option<String>,
+    /// As on `/analytics/summary`.
+    #[serde(default, deserialize_with = "flag")]
+    #[param(value_type = Option<bool>)]
+    pub(crate) exact: bool,
+}
+
+impl StreamParams {
+    /// The core request.
+    pub(crate) fn request(self) -> SummaryRequest {
+        SummaryParams {
+            start_date: self.start_date,
+            end_date: self.end_date,
+            group_by: self.group_by,
+            timezone: self.timezone,
+            event_type: self.event_type,
+            user_id: self.user_id,
+            experiment_id: self.experiment_id,
+            exact: self.exact,
+            ..SummaryParams::default()
+        }
+        .request()
+    }
+}
+
+/// Filters and paging of the event log.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct EventLogParams {
+    /// `YYYY-MM-DD` (UTC) or an RFC 3339 instant: events at or after it.
+    pub(crate) start_date: Option<String>,
+    /// `YYYY-MM-DD` (UTC, inclusive) or an RFC 3339 instant (exclusive).
+    pub(crate) end_date: Option<String>,
+    /// Only this type.
+    pub(crate) event_type: Option<String>,
+    /// Only this user.
+    pub(crate) user_id: Option<String>,
+    /// The caller's own tenant; any other is 403.
+    pub(crate) tenant_id: Option<String>,
+    /// Page number from 1 (offset paging, with totals; the default).
+    #[serde(default, deserialize_with = "number")]
+    #[param(value_type = Option<u32>, minimum = 1)]
+    pub(crate) page: Option<u32>,
+    /// Events per page, 1–1000 (default 50).
+    #[serde(default, deserialize_with = "number")]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub(crate) limit: Option<u32>,
+    /// Keyset paging: empty for the first page, then the previous page's `nextCursor`.
+    pub(crate) cursor: Option<String>,
+}
+
+impl From<EventLogParams> for EventLogRequest {
+    fn from(p: EventLogParams) -> Self {
+        Self {
+            start_date: p.start_date,
+            end_date: p.end_date,
+            event_type: p.event_type,
+            user_id: p.user_id,
+            tenant_id: p.tenant_id,
+            page: p.page,
+            limit: p.limit,
+            cursor: p.cursor,
+        }
+    }
+}
+
+/// Options of an experiment's results.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct ResultsParams {
+    /// Confidence level of intervals and significance, 0.5–0.9999 (default 0.95).
+    #[param(minimum = 0.5, maximum = 0.9999)]
+    pub(crate) confidence_level: Option<f64>,
 }
 
 #[cfg(test)]
@@ -112,32 +310,34 @@ mod tests {
 
     #[test]
     fn unknown_repeated_and_aliased_parameters_are_named() {
-        let unknown = Params::parse(Some("startDate=2024-01-01&grupBy=day"), &["startDate", "groupBy"]).unwrap_err();
+        let unknown = parse::<SummaryParams>(Some("startDate=2024-01-01&grupBy=day")).unwrap_err();
         assert_eq!(unknown.field.as_deref(), Some("grupBy"));
-        let twice = Params::parse(Some("limit=1&limit=2"), &["limit"]).unwrap_err();
+        assert!(unknown.message.contains("groupBy"), "{}", unknown.message);
+        let twice = parse::<PagedSummaryParams>(Some("limit=1&limit=2")).unwrap_err();
         assert_eq!(twice.field.as_deref(), Some("limit"));
-        let both = Params::parse(Some("from=a&startDate=b"), &["startDate", "from"]).unwrap();
-        assert_eq!(
-            both.get_alias(&["startDate", "from"]).unwrap_err().field.as_deref(),
-            Some("from")
-        );
-        let decoded = Params::parse(Some("userId=a%20b&exact"), &["userId", "exact"]).unwrap();
-        assert_eq!(decoded.get("userId"), Some("a b"));
-        assert!(decoded.flag("exact").unwrap());
+        let both = parse::<SummaryParams>(Some("from=a&startDate=b")).unwrap_err();
+        assert_eq!(both.field.as_deref(), Some("startDate"));
+        let decoded = parse::<SummaryParams>(Some("userId=a%20b&exact&from=2024-01-01")).unwrap();
+        assert_eq!(decoded.user_id.as_deref(), Some("a b"));
+        assert_eq!(decoded.start_date.as_deref(), Some("2024-01-01"));
+        assert!(decoded.exact);
+        let none = parse::<NoParams>(Some("x=1")).unwrap_err();
+        assert_eq!(none.field.as_deref(), Some("x"));
+        assert!(parse::<NoParams>(None).is_ok());
     }
 
     #[test]
-    fn numbers_and_flags_are_checked() {
-        let params = Params::parse(Some("limit=0&skipCache=maybe"), &["limit", "skipCache"]).unwrap();
-        assert_eq!(
-            params.number("limit", 1..=1000).unwrap_err().field.as_deref(),
-            Some("limit")
-        );
-        assert_eq!(
-            params.flag("skipCache").unwrap_err().field.as_deref(),
-            Some("skipCache")
-        );
-        let ok = Params::parse(Some("limit=1000"), &["limit"]).unwrap();
-        assert_eq!(ok.number("limit", 1..=1000).unwrap(), Some(1000));
+    fn numbers_flags_and_enums_are_checked() {
+        let limit = parse::<PagedSummaryParams>(Some("limit=ten")).unwrap_err();
+        assert_eq!(limit.field.as_deref(), Some("limit"));
+        let skip = parse::<SummaryParams>(Some("skipCache=maybe")).unwrap_err();
+        assert_eq!(skip.field.as_deref(), Some("skipCache"));
+        let compare = parse::<SummaryParams>(Some("compare=next")).unwrap_err();
+        assert_eq!(compare.field.as_deref(), Some("compare"));
+        let ok = parse::<SummaryParams>(Some("compare=previous&skipCache=0")).unwrap();
+        assert_eq!(ok.compare, Some(Comparison::Previous));
+        assert!(!ok.skip_cache);
+        let page = parse::<EventLogParams>(Some("page=99999999999")).unwrap_err();
+        assert_eq!(page.field.as_deref(), Some("page"));
     }
 }

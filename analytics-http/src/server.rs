@@ -81,9 +81,14 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "ANALYTICS_LISTEN", default_value = "127.0.0.1:3001")]
     pub listen: SocketAddr,
-    /// How callers name their tenant.
+    /// How callers name their tenant: `api-key` (X-API-Key) or `header` (X-Tenant-Id, trusted:
+    /// only behind a gateway that authenticates callers).
     #[arg(long, env = "ANALYTICS_AUTH", value_enum, default_value = "api-key")]
     pub auth: AuthMode,
+    /// With `--auth header`: the tenant of requests that send no X-Tenant-Id (clients that
+    /// never send one, single-tenant deployments).
+    #[arg(long, env = "ANALYTICS_DEFAULT_TENANT")]
+    pub default_tenant: Option<String>,
     /// Provisions a tenant with a known API key at start (`NAME:KEY`; repeatable; idempotent).
     #[arg(
         long = "bootstrap-tenant",
@@ -92,15 +97,20 @@ pub struct ServeArgs {
     )]
     pub bootstrap_tenants: Vec<String>,
     /// Overrides a rate limit: `CLASS=LIMIT/SECONDS` with CLASS one of analytics, events-write,
-    /// events-read, general (repeatable). Defaults follow seed 000.
+    /// events-read, general (repeatable). Defaults: analytics 100/60, events-write 1000/60,
+    /// events-read 100/60, general 1000 per 15 minutes.
     #[arg(long = "rate-limit", env = "ANALYTICS_RATE_LIMITS", value_delimiter = ',')]
     pub rate_limits: Vec<String>,
     /// Seconds a request may take to produce its response.
     #[arg(long, env = "ANALYTICS_REQUEST_TIMEOUT", default_value_t = 30)]
     pub request_timeout: u64,
-    /// The largest request body, in bytes.
+    /// The largest request body, in bytes (a larger declared Content-Length is refused with 413
+    /// before reading).
     #[arg(long, env = "ANALYTICS_BODY_LIMIT", default_value_t = 16 * 1024 * 1024)]
     pub body_limit: usize,
+    /// Seconds a request body may take to arrive (then 408).
+    #[arg(long, env = "ANALYTICS_BODY_TIMEOUT", default_value_t = 10)]
+    pub body_timeout: u64,
 }
 
 /// A startup failure, printed by `main`.
@@ -135,13 +145,24 @@ async fn create_tenant(backends: &Backends, name: &str) -> Result<(), BoxError> 
 
 async fn serve(backends: &Backends, args: &ServeArgs) -> Result<(), BoxError> {
     let limits = rate_limits(&args.rate_limits)?;
+    let default_tenant = match (&args.default_tenant, args.auth) {
+        (None, _) => None,
+        (Some(name), AuthMode::Header) => Some(TenantId::parse(name)?),
+        (Some(_), AuthMode::ApiKey) => {
+            return Err(
+                "--default-tenant needs --auth header (with API keys every caller names its tenant by its key)".into(),
+            );
+        }
+    };
     let analytics = build(backends, limits).await?;
     for spec in &args.bootstrap_tenants {
         bootstrap_tenant(&analytics, spec).await?;
     }
     let config = HttpConfig {
         auth: args.auth,
+        default_tenant,
         body_limit: args.body_limit,
+        body_timeout: Duration::from_secs(args.body_timeout),
         request_timeout: Duration::from_secs(args.request_timeout),
         ..HttpConfig::default()
     };

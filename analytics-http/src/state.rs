@@ -1,32 +1,35 @@
-//! [`AppState`] and [`HttpConfig`]: what every handler shares.
+//! [`AppState`] and [`HttpConfig`]: what the handlers share. Handlers take only the part they
+//! need (`State<Analytics>`, `State<Arc<HttpConfig>>`, `State<Arc<Metrics>>`) through
+//! [`FromRef`], so no module depends on the whole state but the router.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use analytics_core::Analytics;
-use tokio::sync::watch;
+use analytics_core::model::TenantId;
+use axum::extract::FromRef;
 
 use crate::metrics::Metrics;
-use crate::routes::stream::StreamHub;
 
 /// How callers prove which tenant they act for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "server", derive(clap::ValueEnum))]
 pub enum AuthMode {
-    /// `X-API-Key`: the key's SHA-256 is looked up in the store (keys are stored hashed;
-    /// hashes compare in constant time).
+    /// `X-API-Key`: the key's tenant comes from the store, remembered for a short while (see
+    /// [`MemoPolicy`](analytics_core::MemoPolicy)); keys are stored hashed and compared in
+    /// constant time.
     #[default]
     ApiKey,
     /// `X-Tenant-Id` is trusted as is: only behind a gateway that authenticates callers and sets
-    /// the header itself (seed 000's model).
+    /// the header itself. With [`HttpConfig::default_tenant`], callers that send no tenant
+    /// header act for that tenant.
     Header,
 }
 
-/// Live-stream settings.
+/// Live-stream settings of the adapter (coalescing is core's:
+/// [`LiveConfig`](analytics_core::LiveConfig)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamConfig {
-    /// After an ingest notice, wait this long for more before recomputing, so a burst of ingests
-    /// costs one push. Pushes land within this plus one summary computation of the ingest.
-    pub coalesce: Duration,
     /// How often an idle stream sends a heartbeat comment (keeps proxies from closing it).
     pub heartbeat: Duration,
 }
@@ -34,7 +37,6 @@ pub struct StreamConfig {
 impl Default for StreamConfig {
     fn default() -> Self {
         Self {
-            coalesce: Duration::from_millis(100),
             heartbeat: Duration::from_secs(15),
         }
     }
@@ -45,9 +47,15 @@ impl Default for StreamConfig {
 pub struct HttpConfig {
     /// How callers are authenticated (default: API keys).
     pub auth: AuthMode,
+    /// With [`AuthMode::Header`]: the tenant of requests that send no `X-Tenant-Id` (for
+    /// single-tenant deployments and clients that never send one). Ignored with API keys.
+    pub default_tenant: Option<TenantId>,
     /// The largest request body accepted, in bytes (default 16 MiB: a full batch of 10,000
-    /// events with modest properties). Larger bodies get 413.
+    /// events with modest properties). A larger declared `Content-Length` is refused with 413
+    /// before the body is read; a body that grows past it while read, likewise.
     pub body_limit: usize,
+    /// How long a request body may take to arrive (default 10 s); then 408.
+    pub body_timeout: Duration,
     /// How long a request may take to produce its response (default 30 s); then 503. Streams
     /// are not cut: the limit applies until their headers are sent.
     pub request_timeout: Duration,
@@ -59,77 +67,80 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             auth: AuthMode::ApiKey,
+            default_tenant: None,
             body_limit: 16 * 1024 * 1024,
+            body_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             stream: StreamConfig::default(),
         }
     }
 }
 
-/// What every handler shares: the facade, the settings, the metrics and the shutdown signal.
-/// Cheap to clone.
+/// What the router shares: the facade, the settings and the metrics. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
     analytics: Analytics,
-    config: HttpConfig,
-    metrics: Metrics,
-    streams: StreamHub,
-    shutdown: watch::Sender<bool>,
+    config: Arc<HttpConfig>,
+    metrics: Arc<Metrics>,
 }
 
 impl AppState {
     /// State over `analytics` with `config`.
     pub fn new(analytics: Analytics, config: HttpConfig) -> Self {
-        let metrics = Metrics::new(analytics.clock().clone());
+        let metrics = Arc::new(Metrics::new(analytics.clock().clone()));
         Self {
-            inner: Arc::new(Inner {
-                analytics,
-                config,
-                metrics,
-                streams: StreamHub::default(),
-                shutdown: watch::Sender::new(false),
-            }),
+            analytics,
+            config: Arc::new(config),
+            metrics,
         }
     }
 
     /// The facade.
     pub fn analytics(&self) -> &Analytics {
-        &self.inner.analytics
+        &self.analytics
     }
 
     /// The settings.
     pub fn config(&self) -> &HttpConfig {
-        &self.inner.config
+        &self.config
     }
 
     /// The request metrics.
     pub fn metrics(&self) -> &Metrics {
-        &self.inner.metrics
+        &self.metrics
     }
 
-    /// The live-stream topics.
-    pub(crate) fn streams(&self) -> &StreamHub {
-        &self.inner.streams
+    /// The request metrics, shared.
+    pub(crate) fn metrics_handle(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     /// Live-stream topics running (one per distinct streamed query).
     pub fn stream_topics(&self) -> usize {
-        self.inner.streams.topics()
+        self.analytics.live_topics()
     }
 
     /// Ends every live stream (call when shutting down: graceful shutdown waits for open
     /// connections, and a stream never ends by itself).
     pub fn close_streams(&self) {
-        self.inner.shutdown.send_replace(true);
+        self.analytics.close_live();
     }
+}
 
-    /// Resolves when [`close_streams`](Self::close_streams) has been called.
-    pub(crate) fn closing(&self) -> watch::Receiver<bool> {
-        self.inner.shutdown.subscribe()
+impl FromRef<AppState> for Analytics {
+    fn from_ref(state: &AppState) -> Self {
+        state.analytics.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<HttpConfig> {
+    fn from_ref(state: &AppState) -> Self {
+        state.config.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Metrics> {
+    fn from_ref(state: &AppState) -> Self {
+        state.metrics.clone()
     }
 }

@@ -78,7 +78,9 @@ impl<S: futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin> Even
             loop {
                 if let Some(end) = self.buffer.find("\n\n") {
                     let block: String = self.buffer.drain(..end + 2).collect();
-                    if block.lines().any(|l| l == "event: summary" || l == "event:summary") {
+                    // A summary is an unnamed message (what `EventSource.onmessage` receives).
+                    let named = block.lines().any(|l| l.starts_with("event:"));
+                    if !named && block.lines().any(|l| l.starts_with("data:")) {
                         let data: String = block
                             .lines()
                             .filter_map(|l| l.strip_prefix("data:"))

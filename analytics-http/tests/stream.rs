@@ -16,7 +16,7 @@ async fn an_ingest_is_pushed_to_the_stream_and_other_tenants_are_not() {
         .await;
     let mut stream = app.stream(RANGE, None).await;
     let first = stream.next().await.unwrap();
-    assert_eq!(first.event, "summary");
+    assert_eq!(first.event, "message", "unnamed, so a browser's onmessage fires");
     assert_eq!(first.data["totalEvents"], 1);
     assert!(first.id.is_some());
 

@@ -1,11 +1,12 @@
 //! [`AnalyticsBuilder`]: assembles the facade from its parts, each with an embedded default.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::broadcast;
 
+use super::live::{LiveConfig, LiveHub};
+use super::memo::{MemoPolicy, RegistryMemo};
 use super::{Analytics, Inner};
 use crate::cache::single_flight::SingleFlight;
 use crate::cache::{CacheBackend, TtlPolicy};
@@ -53,6 +54,8 @@ pub struct AnalyticsBuilder {
     load: LoadConfig,
     limit_store: Option<Arc<dyn RateLimitStore>>,
     limits: RateLimits,
+    memo: MemoPolicy,
+    live: LiveConfig,
 }
 
 impl AnalyticsBuilder {
@@ -112,6 +115,19 @@ impl AnalyticsBuilder {
         self
     }
 
+    /// How long API keys and experiment settings are remembered (default:
+    /// [`MemoPolicy::default`]).
+    pub fn memo(mut self, policy: MemoPolicy) -> Self {
+        self.memo = policy;
+        self
+    }
+
+    /// Live-summary settings (default: [`LiveConfig::default`]).
+    pub fn live(mut self, config: LiveConfig) -> Self {
+        self.live = config;
+        self
+    }
+
     /// The facade.
     ///
     /// # Errors
@@ -141,7 +157,8 @@ impl AnalyticsBuilder {
                 ttl: self.ttl,
                 serving: self.serving,
                 flights: SingleFlight::default(),
-                conversion_types: RwLock::new(HashMap::new()),
+                memo: RegistryMemo::new(self.memo),
+                live: LiveHub::new(self.live),
                 decoded: papaya::HashMap::new(),
                 changes,
             }),

@@ -1,19 +1,32 @@
 //! [`Analytics`]: the facade a service calls.
 
 mod builder;
+mod compare;
+mod event_log;
 mod experiments;
 mod health;
+pub mod live;
+mod memo;
+mod realtime;
+mod series;
 mod summary;
+mod warm;
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
 pub use builder::{AnalyticsBuilder, ServingPolicy};
+pub use compare::{Change, ComparedSummary, Comparison, PeriodComparison};
+pub use event_log::{DEFAULT_EVENT_PAGE, EventLog, EventLogRequest};
 pub use experiments::Assignment;
 pub use health::{HealthReport, HealthStatus};
+pub use live::{LiveConfig, LiveSummary, LiveUpdate};
+pub use memo::MemoPolicy;
+pub use realtime::{REALTIME_WINDOW, Realtime};
+pub use series::{DEFAULT_SERIES_PAGE, MAX_SERIES_PAGE, PaginatedSummary, SeriesPageRequest, SeriesPagination};
 pub use summary::SummaryOptions;
+pub use warm::{MAX_WARM_RANGES, Warmed};
 
 use crate::cache::policy::ingest_tags;
 use crate::cache::single_flight::SingleFlight;
@@ -21,7 +34,7 @@ use crate::cache::{CacheBackend, CacheKey, CacheStats, Tag, TagVersions, TtlPoli
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::model::{
-    ApiKey, Event, EventInput, EventType, Experiment, ExperimentId, ExperimentInput, ExperimentPatch, Tenant, TenantId,
+    ApiKey, Event, EventInput, Experiment, ExperimentId, ExperimentInput, ExperimentPatch, Tenant, TenantId,
 };
 use crate::resilience::{CircuitBreaker, LoadShedder, RateLimiter};
 use crate::store::{AppendOutcome, EventListQuery, EventPage, EventStore, StoreHealth};
@@ -36,6 +49,17 @@ pub struct ChangeNotice {
     pub tenant: TenantId,
     /// How many events were newly accepted.
     pub accepted: usize,
+}
+
+/// One ingested event, as stored.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Ingested {
+    /// The event.
+    #[serde(flatten)]
+    pub event: Event,
+    /// True when the tenant already had an event with this id (a retry): nothing was counted.
+    pub duplicate: bool,
 }
 
 /// The facade: validates requests, plans queries, serves them through the cache from the store
@@ -80,7 +104,8 @@ struct Inner {
     load: LoadShedder,
     limiter: RateLimiter,
     flights: SingleFlight<(CacheKey, TagVersions), Arc<summary::CachedSummary>>,
-    conversion_types: RwLock<HashMap<(TenantId, ExperimentId), EventType>>,
+    memo: memo::RegistryMemo,
+    live: live::LiveHub,
     /// Decoded cache hits by key, with the bytes they were decoded from.
     decoded: papaya::HashMap<CacheKey, (Arc<[u8]>, Arc<summary::CachedSummary>)>,
     changes: broadcast::Sender<ChangeNotice>,
@@ -146,6 +171,20 @@ impl Analytics {
         self.ingest_events(tenant, events).await
     }
 
+    /// Validates and stores one event; otherwise as [`ingest`](Self::ingest). The answer holds
+    /// the event as stored (with its generated id when it had none) and whether it was a retry.
+    ///
+    /// # Errors
+    /// As [`ingest`](Self::ingest), with fields named without the `events[i].` prefix.
+    pub async fn ingest_one(&self, tenant: &TenantId, input: EventInput) -> Result<Ingested> {
+        let event = Event::from_input(input, tenant, self.inner.clock.now())?;
+        let outcome = self.ingest_events(tenant, vec![event.clone()]).await?;
+        Ok(Ingested {
+            duplicate: outcome.accepted.is_empty(),
+            event,
+        })
+    }
+
     /// Stores already-validated events; otherwise as [`ingest`](Self::ingest).
     ///
     /// # Errors
@@ -194,6 +233,7 @@ impl Analytics {
     pub async fn create_experiment(&self, tenant: &TenantId, input: ExperimentInput) -> Result<Experiment> {
         let experiment = Experiment::from_input(input, tenant, self.inner.clock.now())?;
         self.inner.store.create_experiment(&experiment).await?;
+        self.remember_experiment(tenant, &experiment.id, experiment.conversion_event_type.clone());
         Ok(experiment)
     }
 
@@ -231,6 +271,7 @@ impl Analytics {
         let current = self.get_experiment(tenant, id).await?;
         let updated = current.apply(patch, self.inner.clock.now())?;
         self.inner.store.update_experiment(&updated).await?;
+        self.remember_experiment(tenant, id, updated.conversion_event_type.clone());
         Ok(updated)
     }
 
@@ -244,18 +285,6 @@ impl Analytics {
         let key = ApiKey::generate()?;
         self.inner.store.add_api_key(&tenant.id, &key.hash()).await?;
         Ok((tenant, key))
-    }
-
-    /// The tenant an API key belongs to.
-    ///
-    /// # Errors
-    /// [`Error::Unauthenticated`] for an unknown key.
-    pub async fn authenticate(&self, key: &ApiKey) -> Result<TenantId> {
-        self.inner
-            .store
-            .tenant_for_api_key(&key.hash())
-            .await?
-            .ok_or_else(|| Error::Unauthenticated("unknown API key".into()))
     }
 
     /// Cache counters and size.

@@ -1,7 +1,7 @@
 //! The summary path: validate → degrade → cache → (single flight) store → assemble, with stale
 //! serving when the store cannot answer.
 
-use std::sync::{Arc, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -364,47 +364,6 @@ impl Analytics {
             degraded: degraded.clone(),
             unique_users_approximate: served.cached.unique_users_approximate,
         }
-    }
-
-    /// Sets the conversion event type of a filtered experiment from its definition (default
-    /// `CONVERSION` for experiments not registered). The last known type is remembered, so an
-    /// outage of the store does not prevent serving the experiment's cached answers.
-    async fn with_experiment_settings(&self, query: Query) -> Result<Query> {
-        let Some(id) = query.filters().experiment_id.clone() else {
-            return Ok(query);
-        };
-        let memo_key = (query.tenant().clone(), id.clone());
-        let conversion = match self.inner.store.get_experiment(query.tenant(), &id).await {
-            Ok(found) => {
-                let conversion = found.map(|e| e.conversion_event_type);
-                let mut memo = self
-                    .inner
-                    .conversion_types
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner);
-                match &conversion {
-                    Some(t) => memo.insert(memo_key, t.clone()),
-                    None => memo.remove(&memo_key),
-                };
-                conversion
-            }
-            Err(error) if error.is_transient() => {
-                let memo = self
-                    .inner
-                    .conversion_types
-                    .read()
-                    .unwrap_or_else(PoisonError::into_inner);
-                match memo.get(&memo_key) {
-                    Some(known) => Some(known.clone()),
-                    None => return Err(error),
-                }
-            }
-            Err(error) => return Err(error),
-        };
-        Ok(match conversion {
-            Some(t) => query.with_conversion_event_type(t),
-            None => query,
-        })
     }
 }
 

@@ -118,14 +118,18 @@ impl Event {
     /// Validates a client's event for `tenant` at time `now`.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] naming the first offending field.
+    /// [`Error::InvalidInput`] naming the first offending field; [`Error::Forbidden`] on a
+    /// `tenantId` other than `tenant`.
     pub fn from_input(input: EventInput, tenant: &TenantId, now: DateTime<Utc>) -> Result<Self> {
         if let Some(claimed) = &input.tenant_id
             && claimed != tenant.as_str()
         {
-            return Err(Error::invalid(
+            return Err(Error::forbidden(
                 "tenantId",
-                "does not match the tenant the event is sent for",
+                format!(
+                    "events may only be sent for the authenticated tenant {:?}",
+                    tenant.as_str()
+                ),
             ));
         }
         let id = match input.id {
@@ -308,7 +312,6 @@ mod tests {
     fn rejects_bad_input_naming_the_field() {
         let cases = [
             (json!({}), "eventType"),
-            (json!({"eventType": "a", "tenantId": "other"}), "tenantId"),
             (json!({"eventType": "a", "timestamp": "yesterday"}), "timestamp"),
             (
                 json!({"eventType": "a", "timestamp": "2024-06-01T12:06:00Z"}),
@@ -342,6 +345,16 @@ mod tests {
                 "{value} gave {err}"
             );
         }
+    }
+
+    #[test]
+    fn another_tenant_is_forbidden() {
+        let err =
+            Event::from_input(input(json!({"eventType": "a", "tenantId": "other"})), &tenant(), now()).unwrap_err();
+        assert!(
+            matches!(&err, Error::Forbidden { field, .. } if field == "tenantId"),
+            "{err}"
+        );
     }
 
     #[test]

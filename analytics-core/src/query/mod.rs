@@ -330,6 +330,37 @@ impl Query {
         Ok(next)
     }
 
+    /// The same query over the period of equal length that ends where this one starts (for
+    /// "compared with the previous period").
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] on `compare` when that period would start before 1970.
+    pub fn previous_period(&self) -> Result<Self> {
+        let length = self.range.end() - self.range.start();
+        let start = self.range.start() - length;
+        if start < MIN_TIMESTAMP {
+            return Err(Error::invalid(
+                "compare",
+                "the previous period would start before 1970-01-01",
+            ));
+        }
+        let mut previous = Self::new(
+            self.tenant.clone(),
+            TimeRange::new(start, self.range.start())?,
+            self.granularity,
+            self.timezone,
+            self.filters.clone(),
+        )
+        .map_err(|e| match e {
+            Error::InvalidInput { reason, .. } => Error::invalid("compare", reason),
+            other => other,
+        })?;
+        previous.conversion_event_type = self.conversion_event_type.clone();
+        previous.exact_unique_users = self.exact_unique_users;
+        previous.breakdowns = self.breakdowns;
+        Ok(previous)
+    }
+
     /// Sets the conversion event type of the filtered experiment (default `CONVERSION`).
     pub fn with_conversion_event_type(mut self, event_type: EventType) -> Self {
         self.conversion_event_type = event_type;

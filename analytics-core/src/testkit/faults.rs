@@ -16,16 +16,21 @@ use crate::store::{AppendOutcome, EventListQuery, EventPage, EventStore, StoreHe
 
 /// Wraps a store for fault and concurrency tests.
 ///
-/// - [`summaries`](Self::summaries) counts summary executions (including failed ones);
+/// - [`summaries`](Self::summaries) counts summary executions (including failed ones), and
+///   [`calls`](Self::calls) every call of any kind;
 /// - [`set_down`](Self::set_down) makes every data call fail with a transient
 ///   [`Error::Unavailable`] (tenant and experiment administration keep working, as they would
 ///   against a primary that is up while a read path is not);
+/// - [`set_all_down`](Self::set_all_down) makes every call fail, tenant, API-key and
+///   experiment administration included (the whole database is gone);
 /// - [`gated`](Self::gated) holds every summary until the returned semaphore gets permits.
 #[derive(Debug)]
 pub struct InstrumentedStore<S> {
     inner: S,
     down: AtomicBool,
+    all_down: AtomicBool,
     summaries: AtomicUsize,
+    calls: AtomicUsize,
     gate: Option<Arc<Semaphore>>,
 }
 
@@ -35,7 +40,9 @@ impl<S: EventStore> InstrumentedStore<S> {
         Self {
             inner,
             down: AtomicBool::new(false),
+            all_down: AtomicBool::new(false),
             summaries: AtomicUsize::new(0),
+            calls: AtomicUsize::new(0),
             gate: None,
         }
     }
@@ -57,6 +64,17 @@ impl<S: EventStore> InstrumentedStore<S> {
         self.down.store(down, Ordering::SeqCst);
     }
 
+    /// Takes the whole store down (`true`): data calls and administration alike fail with a
+    /// transient [`Error::Unavailable`]. `false` brings it back.
+    pub fn set_all_down(&self, down: bool) {
+        self.all_down.store(down, Ordering::SeqCst);
+    }
+
+    /// Calls of any method so far (reads, writes, administration, health).
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
     /// Summary executions so far.
     pub fn summaries(&self) -> usize {
         self.summaries.load(Ordering::SeqCst)
@@ -68,7 +86,16 @@ impl<S: EventStore> InstrumentedStore<S> {
     }
 
     fn check(&self) -> Result<()> {
+        self.check_admin()?;
         if self.down.load(Ordering::SeqCst) {
+            return Err(Error::unavailable("store taken down by the test"));
+        }
+        Ok(())
+    }
+
+    fn check_admin(&self) -> Result<()> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.all_down.load(Ordering::SeqCst) {
             Err(Error::unavailable("store taken down by the test"))
         } else {
             Ok(())
@@ -107,9 +134,11 @@ impl<S: EventStore> EventStore for InstrumentedStore<S> {
         self.inner.experiment_counts(tenant, experiment, conversion).await
     }
     async fn create_experiment(&self, experiment: &Experiment) -> Result<()> {
+        self.check_admin()?;
         self.inner.create_experiment(experiment).await
     }
     async fn list_experiments(&self, tenant: &TenantId) -> Result<Vec<Experiment>> {
+        self.check_admin()?;
         self.inner.list_experiments(tenant).await
     }
     async fn get_experiment(&self, tenant: &TenantId, id: &ExperimentId) -> Result<Option<Experiment>> {
@@ -117,18 +146,23 @@ impl<S: EventStore> EventStore for InstrumentedStore<S> {
         self.inner.get_experiment(tenant, id).await
     }
     async fn update_experiment(&self, experiment: &Experiment) -> Result<()> {
+        self.check_admin()?;
         self.inner.update_experiment(experiment).await
     }
     async fn create_tenant(&self, tenant: &Tenant) -> Result<()> {
+        self.check_admin()?;
         self.inner.create_tenant(tenant).await
     }
     async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>> {
+        self.check_admin()?;
         self.inner.get_tenant(id).await
     }
     async fn add_api_key(&self, tenant: &TenantId, key: &ApiKeyHash) -> Result<()> {
+        self.check_admin()?;
         self.inner.add_api_key(tenant, key).await
     }
     async fn tenant_for_api_key(&self, key: &ApiKeyHash) -> Result<Option<TenantId>> {
+        self.check_admin()?;
         self.inner.tenant_for_api_key(key).await
     }
     async fn health(&self) -> Result<StoreHealth> {

@@ -1,35 +1,33 @@
 //! `/experiments`: create, list, read, update, assign users, record exposures, and results.
 
-use analytics_core::Assignment;
 use analytics_core::experiments::{ExperimentResults, ResultsOptions};
 use analytics_core::model::{Experiment, ExperimentId, ExperimentInput, ExperimentPatch, UserId};
+use analytics_core::{Analytics, Assignment};
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use crate::body::JsonBody;
 use crate::caller::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::params::{NoParams, Params};
-use crate::state::AppState;
+use crate::params::{NoParams, Params, ResultsParams};
 
 fn experiment_id(raw: &str) -> Result<ExperimentId, ApiError> {
     ExperimentId::parse(raw).map_err(|e| ApiError::from(e).with_field("id"))
 }
 
-/// Creates an experiment (seed 004's body).
+/// Creates an experiment.
 #[utoipa::path(post, path = "/api/experiments", tag = "experiments", request_body = ExperimentInput,
     responses((status = 201, body = Experiment), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(crate) async fn create(
-    State(state): State<AppState>,
+    State(analytics): State<Analytics>,
     caller: Caller,
-    _: NoParams,
+    _: Params<NoParams>,
     JsonBody(input): JsonBody<ExperimentInput>,
 ) -> Result<(StatusCode, Json<Experiment>), ApiError> {
-    let experiment = state
-        .analytics()
+    let experiment = analytics
         .create_experiment(&caller.tenant, input)
         .await
         .map_err(ApiError::unprocessable)?;
@@ -46,11 +44,11 @@ pub(crate) struct ExperimentList {
 /// Lists the tenant's experiments.
 #[utoipa::path(get, path = "/api/experiments", tag = "experiments", responses((status = 200, body = ExperimentList)))]
 pub(crate) async fn list(
-    State(state): State<AppState>,
+    State(analytics): State<Analytics>,
     caller: Caller,
-    _: NoParams,
+    _: Params<NoParams>,
 ) -> Result<Json<ExperimentList>, ApiError> {
-    let experiments = state.analytics().list_experiments(&caller.tenant).await?;
+    let experiments = analytics.list_experiments(&caller.tenant).await?;
     Ok(Json(ExperimentList { experiments }))
 }
 
@@ -58,15 +56,12 @@ pub(crate) async fn list(
 #[utoipa::path(get, path = "/api/experiments/{id}", tag = "experiments", params(("id" = String, Path)),
     responses((status = 200, body = Experiment), (status = 404, body = ErrorBody)))]
 pub(crate) async fn get(
-    State(state): State<AppState>,
+    State(analytics): State<Analytics>,
     caller: Caller,
     Path(id): Path<String>,
-    _: NoParams,
+    _: Params<NoParams>,
 ) -> Result<Json<Experiment>, ApiError> {
-    let experiment = state
-        .analytics()
-        .get_experiment(&caller.tenant, &experiment_id(&id)?)
-        .await?;
+    let experiment = analytics.get_experiment(&caller.tenant, &experiment_id(&id)?).await?;
     Ok(Json(experiment))
 }
 
@@ -75,14 +70,13 @@ pub(crate) async fn get(
     request_body = ExperimentPatch,
     responses((status = 200, body = Experiment), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(crate) async fn update(
-    State(state): State<AppState>,
+    State(analytics): State<Analytics>,
     caller: Caller,
     Path(id): Path<String>,
-    _: NoParams,
+    _: Params<NoParams>,
     JsonBody(patch): JsonBody<ExperimentPatch>,
 ) -> Result<Json<Experiment>, ApiError> {
-    let experiment = state
-        .analytics()
+    let experiment = analytics
         .update_experiment(&caller.tenant, &experiment_id(&id)?, patch)
         .await
         .map_err(ApiError::unprocessable)?;
@@ -101,17 +95,14 @@ pub(crate) struct UserBody {
 #[utoipa::path(post, path = "/api/experiments/{id}/assignments", tag = "experiments", params(("id" = String, Path)),
     request_body = UserBody, responses((status = 200, body = Assignment), (status = 404, body = ErrorBody)))]
 pub(crate) async fn assign(
-    State(state): State<AppState>,
+    State(analytics): State<Analytics>,
     caller: Caller,
     Path(id): Path<String>,
-    _: NoParams,
+    _: Params<NoParams>,
     JsonBody(body): JsonBody<UserBody>,
 ) -> Result<Json<Assignment>, ApiError> {
     let user = UserId::parse(&body.user_id).map_err(ApiError::unprocessable)?;
-    let assignment = state
-        .analytics()
-        .assign(&caller.tenant, &experiment_id(&id)?, &user)
-        .await?;
+    let assignment = analytics.assign(&caller.tenant, &experiment_id(&id)?, &user).await?;
     Ok(Json(assignment))
 }
 
@@ -120,28 +111,17 @@ pub(crate) async fn assign(
     request_body = UserBody,
     responses((status = 200, body = Assignment), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(crate) async fn expose(
-    State(state): State<AppState>,
+    State(analytics): State<Analytics>,
     caller: Caller,
     Path(id): Path<String>,
-    _: NoParams,
+    _: Params<NoParams>,
     JsonBody(body): JsonBody<UserBody>,
 ) -> Result<Json<Assignment>, ApiError> {
     let user = UserId::parse(&body.user_id).map_err(ApiError::unprocessable)?;
-    let assignment = state
-        .analytics()
+    let assignment = analytics
         .record_exposure(&caller.tenant, &experiment_id(&id)?, &user)
         .await?;
     Ok(Json(assignment))
-}
-
-/// Options of the results.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(rename_all = "camelCase")]
-#[allow(dead_code)] // Documentation only.
-pub(crate) struct ResultsParams {
-    /// Confidence level of intervals and significance, 0.5–0.9999 (default 0.95).
-    confidence_level: Option<f64>,
 }
 
 /// Per-variant conversion, uplift against the control with confidence intervals and p-values,
@@ -150,20 +130,16 @@ pub(crate) struct ResultsParams {
     params(("id" = String, Path), ResultsParams),
     responses((status = 200, body = ExperimentResults), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn results(
-    State(state): State<AppState>,
+    State(analytics): State<Analytics>,
     caller: Caller,
     Path(id): Path<String>,
-    RawQuery(raw): RawQuery,
+    Params(params): Params<ResultsParams>,
 ) -> Result<Json<ExperimentResults>, ApiError> {
-    let params = Params::parse(raw.as_deref(), &["confidenceLevel"])?;
     let mut options = ResultsOptions::default();
-    if let Some(raw) = params.get("confidenceLevel") {
-        options.confidence_level = raw
-            .parse()
-            .map_err(|_| ApiError::bad_request("confidenceLevel", format!("{raw:?} is not a number")))?;
+    if let Some(level) = params.confidence_level {
+        options.confidence_level = level;
     }
-    let results = state
-        .analytics()
+    let results = analytics
         .experiment_results(&caller.tenant, &experiment_id(&id)?, options)
         .await?;
     Ok(Json(results))

@@ -1,7 +1,10 @@
-//! The handlers, one module per resource.
+//! The handlers, one module per concern. Each handler extracts (caller, parameters, body),
+//! calls one facade method, and maps the result; the rules live in core.
 
-pub(crate) mod analytics;
+pub(crate) mod cache;
 pub(crate) mod events;
 pub(crate) mod experiments;
+pub(crate) mod health;
 pub(crate) mod ops;
 pub(crate) mod stream;
+pub(crate) mod summary;

@@ -1,5 +1,8 @@
 //! Unauthenticated operator routes: liveness, Prometheus metrics, the OpenAPI document.
 
+use std::sync::Arc;
+
+use analytics_core::Analytics;
 use axum::Json;
 use axum::extract::State;
 use axum::http::header;
@@ -7,7 +10,7 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
-use crate::state::AppState;
+use crate::metrics::Metrics;
 
 /// Liveness.
 #[derive(Debug, Serialize, ToSchema)]
@@ -16,18 +19,21 @@ pub(crate) struct Alive {
     status: &'static str,
 }
 
-/// Liveness: the process answers (seed 003's `/health`). Readiness and dependencies are
+/// Liveness: the process answers. Readiness and dependencies are
 /// `/api/analytics/health`.
-#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, body = Alive)))]
+#[utoipa::path(get, path = "/health", tag = "operations", security(()), responses((status = 200, body = Alive)))]
 pub(crate) async fn liveness() -> Json<Alive> {
     Json(Alive { status: "ok" })
 }
 
 /// Prometheus text exposition: requests and latencies per route, load, breaker and cache.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let text = state.metrics().render(state.analytics()).await;
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
+    responses((status = 200, description = "Prometheus text format", content_type = "application/openmetrics-text")))]
+pub(crate) async fn metrics(
+    State(analytics): State<Analytics>,
+    State(metrics): State<Arc<Metrics>>,
+) -> impl IntoResponse {
+    let text = metrics.render(&analytics).await;
     (
         [(
             header::CONTENT_TYPE,
@@ -38,7 +44,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
 }
 
 /// This API's OpenAPI 3 document, generated from the code.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", security(()),
     responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
 pub(crate) async fn openapi() -> impl IntoResponse {
     Json(crate::ApiDoc::openapi())

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use analytics_core::Analytics;
 use analytics_core::clock::ManualClock;
 use analytics_core::resilience::RateLimits;
 use analytics_core::store::MemoryStore;
 use analytics_core::testkit::InstrumentedStore;
+use analytics_core::{Analytics, LiveConfig};
 use analytics_http::server::bootstrap_tenant;
 use analytics_http::{AppState, HttpConfig, StreamConfig, router};
 use axum::Router;
@@ -51,11 +51,10 @@ impl Reply {
     }
 }
 
-/// Stream pushes without a coalescing delay, so tests wait on events, not on time.
+/// No heartbeats in the way of the events a test waits for.
 pub fn test_config() -> HttpConfig {
     HttpConfig {
         stream: StreamConfig {
-            coalesce: Duration::ZERO,
             heartbeat: Duration::from_secs(3600),
         },
         ..HttpConfig::default()
@@ -73,6 +72,10 @@ pub async fn app_with(config: HttpConfig, limits: RateLimits) -> App {
         .store(store.clone())
         .clock(clock.clone())
         .rate_limits(limits)
+        // Stream pushes without a coalescing delay, so tests wait on events, not on time.
+        .live(LiveConfig {
+            coalesce: Duration::ZERO,
+        })
         .build()
         .unwrap();
     bootstrap_tenant(&analytics, &format!("acme:{KEY_ACME}")).await.unwrap();

@@ -1,9 +1,10 @@
-//! Load tools for a running `analytics-server` started with `--auth header` (see
-//! `scripts/bench-http`, which drives them):
+//! Load tools for a running `analytics-server` (see `scripts/bench-http`, which drives them):
 //!
 //! - `http_load seed BASE EVENTS`: posts EVENTS generated events (seed 42, 90 days before
 //!   2024-06-30, three tenants) through `/api/events/batch` in batches of 5,000, and prints the
-//!   tenants.
+//!   tenants. With `API_KEY_PREFIX` set, each tenant's batches carry `X-API-Key:
+//!   <prefix><tenant>` (a server in API-key mode, bootstrapped with those keys); otherwise
+//!   `X-Tenant-Id` (a server in `--auth header` mode).
 //! - `http_load sse BASE TENANT SUBSCRIBERS INGESTS`: opens SUBSCRIBERS summary streams of TENANT,
 //!   then posts INGESTS events one at a time (each after the previous push reached every
 //!   stream) and reports the latency from just before each POST to each stream's receipt of
@@ -43,11 +44,16 @@ async fn seed(base: &str, events: usize) -> Result<(), Failure> {
     }
     let client = reqwest::Client::new();
     let started = Instant::now();
+    let key_prefix = std::env::var("API_KEY_PREFIX").ok();
     for (tenant, events) in &by_tenant {
+        let (header, value) = match &key_prefix {
+            Some(prefix) => ("x-api-key", format!("{prefix}{tenant}")),
+            None => ("x-tenant-id", tenant.clone()),
+        };
         for batch in events.chunks(5000) {
             let reply = client
                 .post(format!("{base}/api/events/batch"))
-                .header("x-tenant-id", tenant)
+                .header(header, &value)
                 .json(&json!({ "events": batch }))
                 .send()
                 .await?;

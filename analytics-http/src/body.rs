@@ -52,11 +52,16 @@ where
     }
 }
 
+/// The body limit in bytes, as the state of [`refuse_declared_oversize`] (a `Copy` state: the
+/// middleware clones its state on every request).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyLimit(pub(crate) usize);
+
 /// Middleware: a request whose declared `Content-Length` exceeds the body limit is refused with
 /// 413 at once, before any of its body is read (a client that declares 22 MB and stalls does
 /// not hold the connection).
 pub(crate) async fn refuse_declared_oversize(
-    State(config): State<Arc<HttpConfig>>,
+    State(BodyLimit(limit)): State<BodyLimit>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -65,7 +70,7 @@ pub(crate) async fn refuse_declared_oversize(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > config.body_limit as u64) {
+    if declared.is_some_and(|length| length > limit as u64) {
         let mut response = ApiError::for_status(StatusCode::PAYLOAD_TOO_LARGE)
             .with_field("Content-Length")
             .into_response();

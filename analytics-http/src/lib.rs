@@ -18,27 +18,71 @@
 //! ```
 //!
 //! ## Routes
-//! Under `/api` and, identically, `/api/v1`; every one needs a tenant (`X-API-Key`, or
-//! `X-Tenant-Id` with [`AuthMode::Header`]):
-//! - `GET /analytics/summary`, `/analytics/summary/paginated`, `/analytics/summary/stream` (SSE),
-//!   `/analytics/realtime`, `/analytics/health`, `/analytics/cache/stats`;
+//! Under `/api` and, identically, `/api/v1`. Tenant-scoped (`X-API-Key`, or `X-Tenant-Id` with
+//! [`AuthMode::Header`]):
+//! - `GET /analytics/summary` (with `compare=previous`, also the previous period and the change),
+//!   `/analytics/summary/paginated`, `/analytics/summary/stream` (Server-Sent Events; also at
+//!   `/analytics/stream`), `/analytics/realtime`, `/analytics/cache/stats`;
 //!   `POST /analytics/cache/clear`, `/analytics/cache/warm`;
 //! - `POST /events`, `/events/batch`; `GET /events`;
 //! - `POST /experiments`, `GET /experiments`, `GET|PATCH /experiments/{id}`,
 //!   `GET /experiments/{id}/results`, `POST /experiments/{id}/assignments`,
 //!   `POST /experiments/{id}/exposures`.
 //!
-//! Without a tenant: `GET /health` (and `/api/health`), `GET /metrics`, `GET /openapi.json`.
+//! Without a tenant (monitoring systems have none), and showing no tenant's data:
+//! `GET /health` (and `/api/health`: liveness), `GET /api/analytics/health` (readiness: breaker,
+//! load, cache, store), `GET /metrics` (Prometheus), `GET /openapi.json`.
+//!
+//! ## Tenancy
+//! - [`AuthMode::ApiKey`] (the default): `X-API-Key`. A key's tenant is remembered for 30 s
+//!   ([`MemoPolicy`](analytics_core::MemoPolicy)), so a cached answer needs no store round trip
+//!   and is still served while the store is down; a revoked key keeps working on an instance
+//!   that has seen it for at most that long. Unknown keys are remembered too, and look-ups of
+//!   keys the instance does not know are limited (20/s), so guessing keys cannot hammer the
+//!   store. `X-Tenant-Id`, if also sent, must name the key's tenant (else 403).
+//! - [`AuthMode::Header`]: `X-Tenant-Id` is trusted (behind a gateway that authenticates and sets
+//!   it). With [`HttpConfig::default_tenant`] (`--default-tenant`), requests without the header
+//!   act for that tenant, so clients that never send one work unchanged.
+//!
+//! ## Live streams
+//! A summary is sent when the stream opens and again whenever an ingest changes it (coalesced,
+//! shared by every stream of the same query). Messages are unnamed (`data:` and `id:`), so a
+//! browser `EventSource`'s `onmessage` fires; `id` is the summary's content fingerprint, and a
+//! client reconnecting with `Last-Event-ID` is not sent a summary it already has. A summary
+//! that could not be computed comes as an event named `summary-error` and the stream goes on.
+//!
+//! **In a browser, an API key never goes in a URL.** `EventSource` cannot send headers, so with
+//! API keys a page opens the stream with `fetch`, which sends `X-API-Key` (and `Last-Event-ID`
+//! on reconnect), and reads the `text/event-stream` body as it arrives:
+//!
+//! ```text
+//! const response = await fetch(url, { headers: { "X-API-Key": key, "Last-Event-ID": lastId } });
+//! const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+//! // split the text on blank lines; each block's `data:` line is a summary, `id:` its id
+//! ```
+//!
+//! Behind a gateway that authenticates the page ([`AuthMode::Header`]), a plain `EventSource`
+//! works as is.
 //!
 //! ## Behaviour
 //! - Errors are `{ "error": { "code", "message", "field" } }`: 400 (bad parameter or header,
-//!   unknown parameter), 401, 403 (a body or parameter naming another tenant), 404, 409, 413, 415,
-//!   422 (a JSON body that does not validate), 429 (rate limit), 503 (overloaded, store
-//!   unavailable, timeout; always with `Retry-After`), 500.
+//!   unknown or repeated parameter, named), 401, 403 (a body or parameter naming another tenant),
+//!   404, 408 (a body that stops arriving, after 10 s), 409, 413 (a body over the limit; a
+//!   declared `Content-Length` over it is refused before reading), 415, 422 (a JSON body that does
+//!   not validate), 429 (rate limit), 503 (overloaded, store unavailable, timeout; always with
+//!   `Retry-After`), 500. A 5xx body never carries the underlying error's text (driver
+//!   messages, SQL): that goes to the log, in the request's span with its request id.
 //! - Every tenant-scoped response carries the rate-limit headers of its endpoint class
 //!   (`X-RateLimit-*`, `RateLimit`, `RateLimit-Policy`).
 //! - `X-Priority` (1–10) feeds load shedding; `X-Request-Id` is set (or kept) and echoed;
 //!   requests are traced with their tenant; responses are gzip-compressed when asked.
+//!
+//! ## Features
+//! - `server` (default): the `analytics-server` binary and its assembly (the `server` module); brings
+//!   clap, mimalloc and a tracing subscriber. A service that embeds [`router`] turns default
+//!   features off and compiles none of them.
+//! - `postgres`, `redis` (default; imply `server`): the binary's `--store postgres://…` and
+//!   `--cache redis://…`.
 //!
 //! ## Figures
 //! `scripts/bench-http` on the project's 2-core VM (wrk sharing the cores, three alternating
@@ -53,8 +97,12 @@
 //! rather than nested (no URI rewrite per request); counter request ids.
 //!
 //! ## Choices
-//! - Query strings are parsed by hand over `form_urlencoded` (not serde's `Query`) to name the
-//!   exact unknown, repeated or malformed parameter in the error.
+//! - Query strings are parsed by serde (`serde_urlencoded`, one `deny_unknown_fields` struct per
+//!   route, which also documents the route through `utoipa::IntoParams`); `serde_path_to_error`
+//!   names the parameter of a failure.
+//! - Handlers take only the state they need (`State<Analytics>`, `State<Arc<HttpConfig>>`,
+//!   `State<Arc<Metrics>>`) through axum's `FromRef`, so modules do not depend on each other
+//!   through a shared state type.
 //! - Metrics use `prometheus-client`; the OpenAPI document is generated by `utoipa` from the
 //!   handlers and the core types (core's `openapi` feature).
 //! - Request ids are a per-process random prefix and a counter rather than tower-http's UUIDs:
@@ -183,7 +231,10 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(ops::openapi))
         .fallback(|| async { ApiError::for_status(StatusCode::NOT_FOUND) })
         .layer(DefaultBodyLimit::max(config.body_limit))
-        .layer(from_fn_with_state(state.clone(), body::refuse_declared_oversize))
+        .layer(from_fn_with_state(
+            body::BodyLimit(config.body_limit),
+            body::refuse_declared_oversize,
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             config.request_timeout,

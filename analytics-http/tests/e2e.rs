@@ -66,7 +66,7 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
 
-/// Reads `data:` payloads of `summary` events from an SSE byte stream.
+/// Reads the `data:` payloads of unnamed messages (summaries) from an SSE byte stream.
 struct Events<S> {
     bytes: S,
     buffer: String,
@@ -197,6 +197,43 @@ async fn header_auth_mode_trusts_the_gateway() {
         .unwrap();
     assert_eq!(reply.status(), 200);
     server.terminate();
+}
+
+/// A client written for a tenant-less API: no tenant header, no key, `/api/analytics/stream`,
+/// unnamed messages; readiness without a tenant; `--default-tenant` refused with API keys.
+#[tokio::test]
+async fn a_client_that_sends_no_tenant_works_with_a_default_tenant() {
+    let server = Server::start(&["--auth", "header", "--default-tenant", "demo"]);
+    let client = reqwest::Client::new();
+    let created = client
+        .post(server.url("/api/events"))
+        .json(&json!({"userId": "u1", "eventType": "click", "page": "/home", "timestamp": "2024-05-10T10:00:00Z"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let stream = client
+        .get(server.url("/api/analytics/stream?startDate=2024-05-01&endDate=2024-05-31"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let mut events = Events {
+        bytes: stream.bytes_stream(),
+        buffer: String::new(),
+    };
+    assert_eq!(events.next_summary().await.unwrap()["totalEvents"], 1);
+    let health = client.get(server.url("/api/analytics/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    drop(events);
+    server.terminate();
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_analytics-server"))
+        .args(["--listen", "127.0.0.1:0", "--default-tenant", "demo"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--default-tenant needs --auth header"));
 }
 
 #[tokio::test]

@@ -109,7 +109,7 @@ impl AnalyticsBuilder {
         self
     }
 
-    /// The rate-limit rules (default: [`RateLimits::default`], seed 000's limits).
+    /// The rate-limit rules (default: [`RateLimits::default`]).
     pub fn rate_limits(mut self, limits: RateLimits) -> Self {
         self.limits = limits;
         self

@@ -22,7 +22,7 @@ pub enum HealthStatus {
     Unhealthy,
 }
 
-/// Health of the facade and its parts (seed 000's `/health` shape, extended).
+/// Health of the facade and its parts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthReport {

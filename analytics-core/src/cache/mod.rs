@@ -45,7 +45,10 @@ impl Tag {
     }
     /// The tag of one UTC date.
     pub fn date(date: chrono::NaiveDate) -> Self {
-        Self(format!("date:{}", date.format("%Y-%m-%d")))
+        // Not `date.format("%Y-%m-%d")`: parsing the format string showed in the cached path's
+        // profile. Years are within 1970–9999 here, so the widths are exact.
+        use chrono::Datelike;
+        Self(format!("date:{:04}-{:02}-{:02}", date.year(), date.month(), date.day()))
     }
     /// The tag of one whole UTC month.
     pub fn month(year: i32, month: u32) -> Self {

@@ -23,7 +23,7 @@ pub enum TtlTier {
     Historical,
 }
 
-/// TTL tiers by data age, and the stale window kept beyond freshness. Defaults follow seed 000:
+/// TTL tiers by data age, and the stale window kept beyond freshness. Defaults:
 /// realtime (within 1 hour of now) 30 s, recent (< 7 days) 5 min, historical 1 h; entries stay
 /// usable as a labelled stale fallback for 1 hour past freshness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

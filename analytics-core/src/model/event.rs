@@ -23,7 +23,7 @@ pub const MIN_TIMESTAMP: DateTime<Utc> = DateTime::UNIX_EPOCH;
 /// original APIs. [`Event::from_input`] validates it.
 ///
 /// Seed compatibility: `metadata` (seed 000) is accepted as a synonym of `properties`, and
-/// `properties.experimentId` / `properties.variant` (seed 004) fill in `experimentId` /
+/// `properties.experimentId` / `properties.variant` (as some campaign clients send them) fill in `experimentId` /
 /// `variant` when those are absent.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -1,4 +1,4 @@
-//! The response: seed 000's summary shape (camelCase), seed 004's `variants`, and `_metadata`.
+//! The response: the dashboard summary (camelCase fields), per-variant `variants`, and `_metadata`.
 
 use std::collections::BTreeMap;
 
@@ -36,7 +36,7 @@ pub struct TimePoint {
 pub struct PageViews {
     /// The page.
     pub page: String,
-    /// Events on that page (of any type; named `views` as in seed 000).
+    /// Events on that page (of any type; named `views`, as dashboards expect).
     pub views: u64,
 }
 
@@ -53,7 +53,7 @@ pub struct DeviceShare {
     pub percentage: f64,
 }
 
-/// One experiment variant's results (seed 004's shape).
+/// One experiment variant's results.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]

@@ -15,7 +15,7 @@ pub use breaker::{
 pub use breaker_store::BreakerStore;
 pub use load::{Degradation, LoadConfig, LoadGuard, LoadShedder, LoadSnapshot, Priority};
 pub use rate_limit::{
-    EndpointClass, FailMode, LimitRule, LimiterKey, RateLimitDecision, RateLimitPolicy, RateLimitStore, RateLimiter,
-    RateLimits,
+    EndpointClass, FailMode, LimitRule, LimiterKey, RateLimitDecision, RateLimitHeaderFields, RateLimitPolicy,
+    RateLimitStore, RateLimiter, RateLimits,
 };
 pub use rate_limit_memory::InProcessRateLimitStore;

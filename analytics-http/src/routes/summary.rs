@@ -20,7 +20,7 @@ fn options(caller: &Caller, skip_cache: bool) -> SummaryOptions {
 }
 
 /// The dashboard summary: totals, unique users, events by type, the time series, top pages,
-/// devices, browsers, countries, and variants for an experiment; with `compare=previous`, also
+/// devices, and variants for an experiment; with `compare=previous`, also
 /// the previous period and the change to it.
 #[utoipa::path(get, path = "/api/analytics/summary", tag = "analytics", params(SummaryParams),
     responses((status = 200, body = Summary, description = "The summary; with `compare=previous`, a `ComparedSummary` (the summary plus `comparison`)"),

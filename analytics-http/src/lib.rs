@@ -114,6 +114,7 @@ mod caller;
 mod error;
 mod metrics;
 mod params;
+mod parsed;
 mod routes;
 #[cfg(feature = "server")]
 pub mod server;

@@ -10,6 +10,7 @@ use analytics_core::model::TenantId;
 use axum::extract::FromRef;
 
 use crate::metrics::Metrics;
+use crate::parsed::ParsedSummaries;
 
 /// How callers prove which tenant they act for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -76,12 +77,20 @@ impl Default for HttpConfig {
     }
 }
 
-/// What the router shares: the facade, the settings and the metrics. Cheap to clone.
+/// What the router shares: the facade, the settings, the metrics and the memo of parsed
+/// summary requests. Cheap to clone: one reference count (middleware clone their state on every
+/// request).
 #[derive(Debug, Clone)]
 pub struct AppState {
+    parts: Arc<Parts>,
+}
+
+#[derive(Debug)]
+struct Parts {
     analytics: Analytics,
     config: Arc<HttpConfig>,
     metrics: Arc<Metrics>,
+    summaries: Arc<ParsedSummaries>,
 }
 
 impl AppState {
@@ -89,58 +98,67 @@ impl AppState {
     pub fn new(analytics: Analytics, config: HttpConfig) -> Self {
         let metrics = Arc::new(Metrics::new(analytics.clock().clone()));
         Self {
-            analytics,
-            config: Arc::new(config),
-            metrics,
+            parts: Arc::new(Parts {
+                analytics,
+                config: Arc::new(config),
+                metrics,
+                summaries: Arc::default(),
+            }),
         }
     }
 
     /// The facade.
     pub fn analytics(&self) -> &Analytics {
-        &self.analytics
+        &self.parts.analytics
     }
 
     /// The settings.
     pub fn config(&self) -> &HttpConfig {
-        &self.config
+        &self.parts.config
     }
 
     /// The request metrics.
     pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+        &self.parts.metrics
     }
 
     /// The request metrics, shared.
     pub(crate) fn metrics_handle(&self) -> Arc<Metrics> {
-        self.metrics.clone()
+        self.parts.metrics.clone()
     }
 
     /// Live-stream topics running (one per distinct streamed query).
     pub fn stream_topics(&self) -> usize {
-        self.analytics.live_topics()
+        self.parts.analytics.live_topics()
     }
 
     /// Ends every live stream (call when shutting down: graceful shutdown waits for open
     /// connections, and a stream never ends by itself).
     pub fn close_streams(&self) {
-        self.analytics.close_live();
+        self.parts.analytics.close_live();
     }
 }
 
 impl FromRef<AppState> for Analytics {
     fn from_ref(state: &AppState) -> Self {
-        state.analytics.clone()
+        state.parts.analytics.clone()
     }
 }
 
 impl FromRef<AppState> for Arc<HttpConfig> {
     fn from_ref(state: &AppState) -> Self {
-        state.config.clone()
+        state.parts.config.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<ParsedSummaries> {
+    fn from_ref(state: &AppState) -> Self {
+        state.parts.summaries.clone()
     }
 }
 
 impl FromRef<AppState> for Arc<Metrics> {
     fn from_ref(state: &AppState) -> Self {
-        state.metrics.clone()
+        state.parts.metrics.clone()
     }
 }

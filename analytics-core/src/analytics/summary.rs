@@ -158,7 +158,7 @@ impl Analytics {
             query = query.with_breakdowns(false);
         }
 
-        let key = CacheKey::for_query(&query);
+        let key = query.cache_key().clone();
         let tags = inner.ttl.query_tags(&query, started);
         // A cache failure must not fail the query: without a lookup we answer from the store and
         // do not cache (we could not prove which tag versions the answer was computed under).

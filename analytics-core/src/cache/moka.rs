@@ -80,23 +80,6 @@ impl MokaCache {
     pub fn remove(&self, tenant: &TenantId, key: &CacheKey) {
         self.entries.invalidate(&(tenant.clone(), key.clone()));
     }
-
-    fn current_versions(&self, tenant: &TenantId, tags: &[Tag]) -> Vec<(Tag, u64)> {
-        let versions = self.versions.read().unwrap_or_else(PoisonError::into_inner);
-        let of_tenant = versions.get(tenant);
-        tags.iter()
-            .map(|t| (t.clone(), of_tenant.and_then(|v| v.get(t)).copied().unwrap_or(0)))
-            .collect()
-    }
-
-    fn tags_current(&self, tenant: &TenantId, entry: &CacheEntry) -> bool {
-        let versions = self.versions.read().unwrap_or_else(PoisonError::into_inner);
-        let of_tenant = versions.get(tenant);
-        entry
-            .tags
-            .iter()
-            .all(|(tag, v)| of_tenant.and_then(|m| m.get(tag)).copied().unwrap_or(0) == *v)
-    }
 }
 
 impl Default for MokaCache {
@@ -109,10 +92,21 @@ impl Default for MokaCache {
 #[async_trait]
 impl CacheBackend for MokaCache {
     async fn get(&self, tenant: &TenantId, key: &CacheKey, tags: &[Tag], now: DateTime<Utc>) -> Result<CacheLookup> {
-        let tag_versions = self.current_versions(tenant, tags);
         let found = self.entries.get(&(tenant.clone(), key.clone()));
+        // One read of the versions for both the answer's tags and the entry's: each lock is a
+        // write to a shared cache line.
+        let (tag_versions, current) = {
+            let versions = self.versions.read().unwrap_or_else(PoisonError::into_inner);
+            let of_tenant = versions.get(tenant);
+            let version = |tag: &Tag| of_tenant.and_then(|v| v.get(tag)).copied().unwrap_or(0);
+            let tag_versions: Vec<(Tag, u64)> = tags.iter().map(|t| (t.clone(), version(t))).collect();
+            let current = found
+                .as_ref()
+                .is_some_and(|entry| entry.tags.iter().all(|(tag, v)| version(tag) == *v));
+            (tag_versions, current)
+        };
         let hit = found.and_then(|entry| {
-            let freshness = classify(&entry, self.tags_current(tenant, &entry), now)?;
+            let freshness = classify(&entry, current, now)?;
             Some(CacheHit {
                 entry: (*entry).clone(),
                 freshness,

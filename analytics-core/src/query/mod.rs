@@ -224,6 +224,9 @@ pub struct Query {
     /// Computed on first use: a cached answer never needs them, and computing them in the
     /// timezone is a good part of validating a request.
     bucket_starts: OnceLock<Arc<[DateTime<Utc>]>>,
+    /// The cache key, computed on first use and kept by clones (a server that reuses a parsed
+    /// query skips hashing its canonical text); reset by every `with_*` that changes the query.
+    cache_key: OnceLock<crate::cache::CacheKey>,
 }
 
 /// Equal when every field but the derived bucket starts is equal (those follow from the rest).
@@ -309,6 +312,7 @@ impl Query {
             exact_unique_users: false,
             breakdowns: true,
             bucket_starts,
+            cache_key: OnceLock::new(),
         })
     }
 
@@ -364,6 +368,7 @@ impl Query {
     /// Sets the conversion event type of the filtered experiment (default `CONVERSION`).
     pub fn with_conversion_event_type(mut self, event_type: EventType) -> Self {
         self.conversion_event_type = event_type;
+        self.cache_key = OnceLock::new();
         self
     }
 
@@ -371,6 +376,7 @@ impl Query {
     /// empty (degradation under load).
     pub fn with_breakdowns(mut self, breakdowns: bool) -> Self {
         self.breakdowns = breakdowns;
+        self.cache_key = OnceLock::new();
         self
     }
 
@@ -382,7 +388,14 @@ impl Query {
     /// Requires exact unique-user counts.
     pub fn with_exact_unique_users(mut self, exact: bool) -> Self {
         self.exact_unique_users = exact;
+        self.cache_key = OnceLock::new();
         self
+    }
+
+    /// The query's cache key ([`CacheKey::for_query`](crate::cache::CacheKey::for_query)),
+    /// computed once per query and kept by its clones.
+    pub fn cache_key(&self) -> &crate::cache::CacheKey {
+        self.cache_key.get_or_init(|| crate::cache::CacheKey::for_query(self))
     }
 
     /// The tenant queried.
@@ -512,6 +525,25 @@ mod tests {
 
     fn tenant() -> TenantId {
         TenantId::parse("t").unwrap()
+    }
+
+    #[test]
+    fn the_kept_cache_key_follows_every_change_of_the_query() {
+        let query = Query::parse(&tenant(), &SummaryRequest::new("2024-01-01", "2024-01-31")).unwrap();
+        let key = query.cache_key().clone();
+        assert_eq!(key, crate::cache::CacheKey::for_query(&query));
+        assert_eq!(query.clone().cache_key(), &key, "clones keep it");
+        for changed in [
+            query.clone().with_breakdowns(false),
+            query.clone().with_exact_unique_users(true),
+            query
+                .clone()
+                .with_conversion_event_type(EventType::parse("purchase").unwrap()),
+            query.with_granularity(Granularity::Week).unwrap(),
+        ] {
+            assert_ne!(changed.cache_key(), &key);
+            assert_eq!(changed.cache_key(), &crate::cache::CacheKey::for_query(&changed));
+        }
     }
 
     #[test]

@@ -1,16 +1,19 @@
 //! `/analytics/summary` (plain or compared with the previous period), its paginated form, and
 //! `/analytics/realtime`.
 
+use std::sync::Arc;
+
 use analytics_core::query::{Query, Summary};
 use analytics_core::{Analytics, PaginatedSummary, Realtime, SummaryOptions};
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::caller::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::params::{NoParams, PagedSummaryParams, Params, SummaryParams};
+use crate::parsed::ParsedSummaries;
 
 fn options(caller: &Caller, skip_cache: bool) -> SummaryOptions {
     SummaryOptions {
@@ -28,14 +31,15 @@ fn options(caller: &Caller, skip_cache: bool) -> SummaryOptions {
         (status = 503, body = ErrorBody)))]
 pub(crate) async fn summary(
     State(analytics): State<Analytics>,
+    State(summaries): State<Arc<ParsedSummaries>>,
     caller: Caller,
-    Params(params): Params<SummaryParams>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let compare = params.compare;
-    let request = params.request();
-    let query = Query::parse(&caller.tenant, &request)?;
-    let options = options(&caller, request.skip_cache);
-    Ok(match compare {
+    // Parsed with `SummaryParams`, once per tenant and query string.
+    let parsed = summaries.get_or_parse(&caller.tenant, raw.as_deref())?;
+    let query = parsed.query.clone();
+    let options = options(&caller, parsed.skip_cache);
+    Ok(match parsed.compare {
         Some(_) => Json(analytics.summary_compared(query, options).await?).into_response(),
         // The hot path: core renders the JSON from the cached answer's memoized body.
         None => (

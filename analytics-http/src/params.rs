@@ -88,167 +88,119 @@ fn number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::
     .transpose()
 }
 
-/// The parameters of a summary.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct SummaryParams {
-    /// `YYYY-MM-DD` (start of that day in `timezone`) or an RFC 3339 instant. Required. Also
-    /// accepted as `from`.
-    #[serde(alias = "from")]
-    #[param(required = true)]
-    pub(crate) start_date: Option<String>,
-    /// `YYYY-MM-DD` (through the end of that day) or an RFC 3339 instant (exclusive). Required.
-    /// Also accepted as `to`.
-    #[serde(alias = "to")]
-    #[param(required = true)]
-    pub(crate) end_date: Option<String>,
-    /// `hour`, `day` (default), `week` or `month`.
-    pub(crate) group_by: Option<String>,
-    /// IANA timezone of the buckets and dates (default `UTC`).
-    pub(crate) timezone: Option<String>,
-    /// Only events of this type.
-    pub(crate) event_type: Option<String>,
-    /// Only events of this user.
-    pub(crate) user_id: Option<String>,
-    /// Only this experiment's events, with per-variant stats.
-    pub(crate) experiment_id: Option<String>,
-    /// Bypass the cache read (`true`, `1`, or present without a value).
-    #[serde(default, deserialize_with = "flag")]
-    #[param(value_type = Option<bool>)]
-    pub(crate) skip_cache: bool,
-    /// Count unique users exactly.
-    #[serde(default, deserialize_with = "flag")]
-    #[param(value_type = Option<bool>)]
-    pub(crate) exact: bool,
-    /// `previous`: also the previous period of equal length, and the change to it.
-    #[param(value_type = Option<String>)]
-    pub(crate) compare: Option<Comparison>,
+/// Declares a route's parameter struct: the summary's own parameters (one definition, so the
+/// routes that take a summary's parameters agree on their names, parsing and documentation),
+/// then the route's extra fields.
+macro_rules! summary_params {
+    ($(#[$meta:meta])* $name:ident { $($extra:tt)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Default, Deserialize, IntoParams)]
+        #[into_params(parameter_in = Query)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        pub(crate) struct $name {
+            /// `YYYY-MM-DD` (start of that day in `timezone`) or an RFC 3339 instant. Required.
+            /// Also accepted as `from`.
+            #[serde(alias = "from")]
+            #[param(required = true)]
+            pub(crate) start_date: Option<String>,
+            /// `YYYY-MM-DD` (through the end of that day) or an RFC 3339 instant (exclusive).
+            /// Required. Also accepted as `to`.
+            #[serde(alias = "to")]
+            #[param(required = true)]
+            pub(crate) end_date: Option<String>,
+            /// `hour`, `day` (default), `week` or `month`.
+            pub(crate) group_by: Option<String>,
+            /// IANA timezone of the buckets and dates (default `UTC`).
+            pub(crate) timezone: Option<String>,
+            /// Only events of this type.
+            pub(crate) event_type: Option<String>,
+            /// Only events of this user.
+            pub(crate) user_id: Option<String>,
+            /// Only this experiment's events, with per-variant stats.
+            pub(crate) experiment_id: Option<String>,
+            /// Count unique users exactly (`true`, `1`, or present without a value).
+            #[serde(default, deserialize_with = "flag")]
+            #[param(value_type = Option<bool>)]
+            pub(crate) exact: bool,
+            $($extra)*
+        }
+
+        impl $name {
+            /// The core summary request (`skipCache` false where the route has none).
+            #[allow(dead_code)] // Not every route reads it this way.
+            fn summary_request(&self, skip_cache: bool) -> SummaryRequest {
+                SummaryRequest {
+                    start_date: self.start_date.clone(),
+                    end_date: self.end_date.clone(),
+                    group_by: self.group_by.clone(),
+                    timezone: self.timezone.clone(),
+                    event_type: self.event_type.clone(),
+                    user_id: self.user_id.clone(),
+                    experiment_id: self.experiment_id.clone(),
+                    exact: self.exact,
+                    skip_cache,
+                }
+            }
+        }
+    };
+}
+
+summary_params! {
+    /// The parameters of a summary.
+    SummaryParams {
+        /// Bypass the cache read (`true`, `1`, or present without a value).
+        #[serde(default, deserialize_with = "flag")]
+        #[param(value_type = Option<bool>)]
+        pub(crate) skip_cache: bool,
+        /// `previous`: also the previous period of equal length, and the change to it.
+        #[param(value_type = Option<String>)]
+        pub(crate) compare: Option<Comparison>,
+    }
 }
 
 impl SummaryParams {
     /// The core request.
-    pub(crate) fn request(self) -> SummaryRequest {
-        SummaryRequest {
-            start_date: self.start_date,
-            end_date: self.end_date,
-            group_by: self.group_by,
-            timezone: self.timezone,
-            event_type: self.event_type,
-            user_id: self.user_id,
-            experiment_id: self.experiment_id,
-            exact: self.exact,
-            skip_cache: self.skip_cache,
-        }
+    pub(crate) fn request(&self) -> SummaryRequest {
+        self.summary_request(self.skip_cache)
     }
 }
 
-/// The parameters of a summary with its series in pages.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct PagedSummaryParams {
-    /// As on `/analytics/summary`.
-    #[serde(alias = "from")]
-    #[param(required = true)]
-    pub(crate) start_date: Option<String>,
-    /// As on `/analytics/summary`.
-    #[serde(alias = "to")]
-    #[param(required = true)]
-    pub(crate) end_date: Option<String>,
-    /// As on `/analytics/summary`.
-    pub(crate) group_by: Option<String>,
-    /// As on `/analytics/summary`.
-    pub(crate) timezone: Option<String>,
-    /// As on `/analytics/summary`.
-    pub(crate) event_type: Option<String>,
-    /// As on `/analytics/summary`.
-    pub(crate) user_id: Option<String>,
-    /// As on `/analytics/summary`.
-    pub(crate) experiment_id: Option<String>,
-    /// As on `/analytics/summary`.
-    #[serde(default, deserialize_with = "flag")]
-    #[param(value_type = Option<bool>)]
-    pub(crate) skip_cache: bool,
-    /// As on `/analytics/summary`.
-    #[serde(default, deserialize_with = "flag")]
-    #[param(value_type = Option<bool>)]
-    pub(crate) exact: bool,
-    /// The `timestamp` of the page's first bucket (a `nextCursor`); absent for the first page.
-    pub(crate) cursor: Option<String>,
-    /// Buckets per page, 1–1000 (default 50).
-    #[serde(default, deserialize_with = "number")]
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
-    pub(crate) limit: Option<u32>,
+summary_params! {
+    /// The parameters of a summary with its series in pages.
+    PagedSummaryParams {
+        /// Bypass the cache read.
+        #[serde(default, deserialize_with = "flag")]
+        #[param(value_type = Option<bool>)]
+        pub(crate) skip_cache: bool,
+        /// The `timestamp` of the page's first bucket (a `nextCursor`); absent for the first page.
+        pub(crate) cursor: Option<String>,
+        /// Buckets per page, 1–1000 (default 50).
+        #[serde(default, deserialize_with = "number")]
+        #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+        pub(crate) limit: Option<u32>,
+    }
 }
 
 impl PagedSummaryParams {
     /// The core requests: the summary and the page.
-    pub(crate) fn requests(self) -> (SummaryRequest, SeriesPageRequest) {
-        let summary = SummaryParams {
-            start_date: self.start_date,
-            end_date: self.end_date,
-            group_by: self.group_by,
-            timezone: self.timezone,
-            event_type: self.event_type,
-            user_id: self.user_id,
-            experiment_id: self.experiment_id,
-            skip_cache: self.skip_cache,
-            exact: self.exact,
-            compare: None,
-        };
+    pub(crate) fn requests(&self) -> (SummaryRequest, SeriesPageRequest) {
         let page = SeriesPageRequest {
-            cursor: self.cursor,
+            cursor: self.cursor.clone(),
             limit: self.limit,
         };
-        (summary.request(), page)
+        (self.summary_request(self.skip_cache), page)
     }
 }
 
-/// The parameters of the live stream: those of a summary, without `compare` and `skipCache`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct StreamParams {
-    /// As on `/analytics/summary`.
-    #[serde(alias = "from")]
-    #[param(required = true)]
-    pub(crate) start_date: Option<String>,
-    /// As on `/analytics/summary`.
-    #[serde(alias = "to")]
-    #[param(required = true)]
-    pub(crate) end_date: Option<String>,
-    /// As on `/analytics/summary`.
-    pub(crate) group_by: Option<String>,
-    /// As on `/analytics/summary`.
-    pub(crate) timezone: Option<String>,
-    /// As on `/analytics/summary`.
-    pub(crate) event_type: Option<String>,
-    /// As on `/analytics/summary`.
-    pub(crate) user_id: Option<String>,
-    /// As on `/analytics/summary`.
-    pub(crate) experiment_id: Option<String>,
-    /// As on `/analytics/summary`.
-    #[serde(default, deserialize_with = "flag")]
-    #[param(value_type = Option<bool>)]
-    pub(crate) exact: bool,
+summary_params! {
+    /// The parameters of the live stream: those of a summary, without `compare` and `skipCache`.
+    StreamParams {}
 }
 
 impl StreamParams {
     /// The core request.
-    pub(crate) fn request(self) -> SummaryRequest {
-        SummaryParams {
-            start_date: self.start_date,
-            end_date: self.end_date,
-            group_by: self.group_by,
-            timezone: self.timezone,
-            event_type: self.event_type,
-            user_id: self.user_id,
-            experiment_id: self.experiment_id,
-            exact: self.exact,
-            ..SummaryParams::default()
-        }
-        .request()
+    pub(crate) fn request(&self) -> SummaryRequest {
+        self.summary_request(false)
     }
 }
 

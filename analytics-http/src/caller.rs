@@ -2,10 +2,10 @@
 //! whose headers go on every response.
 
 use analytics_core::model::{ApiKey, TenantId};
-use analytics_core::resilience::{EndpointClass, Priority, RateLimitHeaderFields};
+use analytics_core::resilience::{EndpointClass, Priority};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -69,34 +69,14 @@ pub(crate) async fn tenant_layer(State(state): State<AppState>, mut request: Req
         refusal.retry_after = decision.retry_after;
         refusal.into_response()
     };
-    write_limit_headers(response.headers_mut(), &decision.header_fields(analytics.clock().now()));
+    let constant = state.limit_headers().of(class);
+    crate::limit_headers::write(
+        response.headers_mut(),
+        &decision.header_fields(analytics.clock().now()),
+        constant,
+    );
     response
 }
-
-/// The rate-limit headers of a decision (core's numbers; integers written without building
-/// strings, which showed in the cached path's profile).
-fn write_limit_headers(headers: &mut HeaderMap, fields: &RateLimitHeaderFields) {
-    headers.insert(X_RATELIMIT_LIMIT, HeaderValue::from(fields.limit));
-    headers.insert(X_RATELIMIT_REMAINING, HeaderValue::from(fields.remaining));
-    headers.insert(X_RATELIMIT_RESET, HeaderValue::from(fields.reset_at));
-    for (name, value) in [
-        (RATELIMIT, fields.rate_limit()),
-        (RATELIMIT_POLICY, fields.rate_limit_policy()),
-    ] {
-        if let Ok(value) = HeaderValue::try_from(value) {
-            headers.insert(name, value);
-        }
-    }
-    if let Some(wait) = fields.retry_after {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(wait));
-    }
-}
-
-const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
-const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
-const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
-const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
-const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
 async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let claimed = header_text(headers, TENANT_HEADER)?

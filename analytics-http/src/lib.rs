@@ -126,6 +126,7 @@
 mod body;
 mod caller;
 mod error;
+mod limit_headers;
 mod metrics;
 mod params;
 mod parsed;

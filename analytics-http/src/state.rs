@@ -9,6 +9,7 @@ use analytics_core::Analytics;
 use analytics_core::model::TenantId;
 use axum::extract::FromRef;
 
+use crate::limit_headers::LimitHeaderValues;
 use crate::metrics::Metrics;
 use crate::parsed::ParsedSummaries;
 
@@ -91,6 +92,7 @@ struct Parts {
     config: Arc<HttpConfig>,
     metrics: Arc<Metrics>,
     summaries: Arc<ParsedSummaries>,
+    limit_headers: LimitHeaderValues,
 }
 
 impl AppState {
@@ -99,10 +101,11 @@ impl AppState {
         let metrics = Arc::new(Metrics::new(analytics.clock().clone()));
         Self {
             parts: Arc::new(Parts {
-                analytics,
                 config: Arc::new(config),
                 metrics,
                 summaries: Arc::default(),
+                limit_headers: LimitHeaderValues::new(analytics.rate_limiter().limits()),
+                analytics,
             }),
         }
     }
@@ -125,6 +128,11 @@ impl AppState {
     /// The request metrics, shared.
     pub(crate) fn metrics_handle(&self) -> Arc<Metrics> {
         self.parts.metrics.clone()
+    }
+
+    /// The constant rate-limit header values of each endpoint class.
+    pub(crate) fn limit_headers(&self) -> &LimitHeaderValues {
+        &self.parts.limit_headers
     }
 
     /// Live-stream topics running (one per distinct streamed query).

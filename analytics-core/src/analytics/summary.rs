@@ -163,10 +163,11 @@ impl Analytics {
         // A cache failure must not fail the query: without a lookup we answer from the store and
         // do not cache (we could not prove which tag versions the answer was computed under).
         let lookup = inner.cache.get(query.tenant(), &key, &tags, started).await.ok();
-        let versions = lookup.as_ref().map(|l| l.tag_versions.clone());
-        let hit = lookup
-            .and_then(|l| l.hit)
-            .filter(|_| !options.skip_cache || plan.prefer_cache);
+        let (hit, versions) = match lookup {
+            Some(l) => (l.hit, Some(l.tag_versions)),
+            None => (None, None),
+        };
+        let hit = hit.filter(|_| !options.skip_cache || plan.prefer_cache);
         let cached = hit.as_ref().and_then(|h| self.decoded(&key, h).map(|c| (h, c)));
 
         let served = match cached {

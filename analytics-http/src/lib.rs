@@ -1,7 +1,7 @@
 //! # analytics-http
 //!
-//! The HTTP adapter of the `analytics` library: seed 000's API (paths and camelCase fields) on
-//! axum, over the [`Analytics`](analytics_core::Analytics) facade. The adapter is thin —
+//! The HTTP adapter of the `analytics` library: the dashboard API (paths and camelCase fields)
+//! on axum, over the [`Analytics`](analytics_core::Analytics) facade. The adapter is thin —
 //! routing, extraction, status codes and headers; every decision (validation, caching, load
 //! shedding, rate-limit arithmetic, experiment statistics) stays in core.
 //!

@@ -142,7 +142,7 @@
 //! | sized server, time order | 1M events | 10M events |
 //! |---|---|---|
 //! | cold 31-day summary, `PostgresStore` (`period_stats` + sketches) | 2.40 ms | 3.19 ms |
-//! | the seeds' raw SQL over the same rows (6 queries, concurrent) | 308.7 ms | 3.16 s |
+//! | the original systems' raw SQL over the same rows (6 queries, concurrent) | 308.7 ms | 3.16 s |
 //! | ratio | 128× | 991× |
 //! | same summary with exact unique users (`COUNT(DISTINCT)` on raw rows) | 187.6 ms | 1.83 s |
 //! | ingest, batch API, 1 caller | 138,631 events/s | 107,621 events/s |

@@ -20,7 +20,7 @@
 //!
 //! # Versioned tags
 //!
-//! Seed 000 kept a Redis set of cache keys per tag: invalidating cost a delete per key, the sets
+//! The usual design keeps a Redis set of cache keys per tag: invalidating cost a delete per key, the sets
 //! never shrank as entries expired (the leak Laravel, Symfony and Magento shipped), and global
 //! tags spanned cluster slots. Here a tag is a version counter: invalidating is one `INCR`, and an
 //! entry — a hash holding its value, deadlines and the versions of its tags — is served only if
@@ -66,7 +66,7 @@
 //! | invalidating a tenant with 10,000 cached entries among 1,000,000 keys | time | vs versioned tags |
 //! |---|---|---|
 //! | versioned tags (`clear_tenant`: one `INCR`, whatever the number of entries) | 75.7 µs | — |
-//! | seed 000's tag sets (`SMEMBERS` + `DEL` of 10,000 keys + `DEL` of the set) | 10.9 ms | 145× slower |
+//! | per-tag key sets (`SMEMBERS` + `DEL` of 10,000 keys + `DEL` of the set) | 10.9 ms | 145× slower |
 //! | `SCAN MATCH` over the keyspace + `DEL` of the matches | 1.016 s | 13,400× slower |
 //!
 //! - cache get (a fresh hit: one Lua call checking two tag versions, 600-byte value) on one

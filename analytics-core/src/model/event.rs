@@ -22,9 +22,9 @@ pub const MIN_TIMESTAMP: DateTime<Utc> = DateTime::UNIX_EPOCH;
 /// An event as a client sends it: every field optional and unvalidated, camelCase as in the
 /// original APIs. [`Event::from_input`] validates it.
 ///
-/// Seed compatibility: `metadata` (seed 000) is accepted as a synonym of `properties`, and
-/// `properties.experimentId` / `properties.variant` (as some campaign clients send them) fill in `experimentId` /
-/// `variant` when those are absent.
+/// Compatibility: `metadata` is accepted as a synonym of `properties`, and
+/// `properties.experimentId` / `properties.variant` (as some campaign clients send them) fill in
+/// `experimentId` / `variant` when those are absent.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -51,7 +51,7 @@ pub struct EventInput {
     pub timestamp: Option<String>,
     /// Free-form JSON object, at most [`MAX_PROPERTIES_BYTES`] serialized.
     pub properties: Option<Value>,
-    /// Seed 000's name for `properties`.
+    /// Another name for `properties`, which older dashboard clients send.
     pub metadata: Option<Value>,
     /// The experiment this event belongs to.
     pub experiment_id: Option<String>,

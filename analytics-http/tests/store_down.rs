@@ -69,6 +69,13 @@ async fn with_the_whole_store_down_an_api_key_caller_gets_the_stale_answer() {
         assert_eq!(reply.body["totalEvents"], before["totalEvents"], "{uri}");
         assert_eq!(reply.body["variants"], before["variants"], "{uri}");
     }
+    // The failed look-ups are not repeated on every request: the last known answers are used
+    // for another TTL (each would otherwise wait for the store to fail again).
+    let calls = app.store.calls();
+    for uri in [&plain, &experiment] {
+        assert_eq!(app.get(uri).await.status, StatusCode::OK);
+    }
+    assert_eq!(app.store.calls(), calls, "the store was asked again within the TTL");
     // A key never seen cannot be vouched for while the store is down.
     let unknown = app
         .send(request(

@@ -11,9 +11,10 @@
 //!   gets [`Error::Overloaded`] without a look-up.
 //! - An experiment's conversion event type is remembered for [`MemoPolicy::experiment_ttl`];
 //!   an update through this facade takes effect here at once, on other instances within the TTL.
-//! - While the store fails transiently, a key or experiment seen within
+//! - While the store fails transiently, a key or experiment confirmed within
 //!   [`MemoPolicy::outage_grace`] keeps its last known answer, so cached and stale answers are
-//!   still served.
+//!   still served; the store is asked again only a TTL later, so an outage costs one failed
+//!   look-up per key per TTL, not one per request.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -21,7 +22,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::Analytics;
-use crate::clock::elapsed;
+use crate::clock::{delta, elapsed};
 use crate::error::{Error, Result};
 use crate::model::{ApiKey, ApiKeyHash, EventType, ExperimentId, TenantId};
 use crate::query::Query;
@@ -60,11 +61,30 @@ impl Default for MemoPolicy {
     }
 }
 
-/// An answer and when the store gave it.
+/// An answer, when the store last gave it, and when to ask the store again.
 #[derive(Debug, Clone)]
 struct Seen<T> {
     value: T,
+    /// When the store last confirmed it (the outage grace counts from here).
     at: DateTime<Utc>,
+    /// Until then the answer is used without asking: a TTL after a confirmation, and as long
+    /// again after a failed look-up, so an outage costs one slow look-up per TTL, not one per
+    /// request.
+    until: DateTime<Utc>,
+}
+
+impl<T> Seen<T> {
+    fn confirmed(value: T, now: DateTime<Utc>, ttl: Duration) -> Self {
+        Self {
+            value,
+            at: now,
+            until: now + delta(ttl),
+        }
+    }
+
+    fn fresh(&self, now: DateTime<Utc>) -> bool {
+        now < self.until
+    }
 }
 
 #[derive(Debug)]
@@ -99,13 +119,8 @@ impl RegistryMemo {
         if experiments.len() >= MEMO_ENTRIES {
             experiments.clear();
         }
-        experiments.insert(
-            (tenant.clone(), id.clone()),
-            Seen {
-                value: conversion,
-                at: now,
-            },
-        );
+        let seen = Seen::confirmed(conversion, now, self.policy.experiment_ttl);
+        experiments.insert((tenant.clone(), id.clone()), seen);
     }
 
     /// Whether a look-up of an unknown key may go to the store now.
@@ -132,7 +147,7 @@ impl Analytics {
         let now = self.inner.clock.now();
         let known = memo.keys.pin().get(&hash).cloned();
         if let Some(seen) = &known
-            && elapsed(seen.at, now) < policy.api_key_ttl
+            && seen.fresh(now)
         {
             return Ok(seen.value.clone());
         }
@@ -155,13 +170,7 @@ impl Analytics {
                 if keys.len() >= MEMO_ENTRIES {
                     keys.clear();
                 }
-                keys.insert(
-                    hash,
-                    Seen {
-                        value: tenant.clone(),
-                        at: now,
-                    },
-                );
+                keys.insert(hash, Seen::confirmed(tenant.clone(), now, policy.api_key_ttl));
                 memo.unknown_keys.pin().remove(&hash);
                 Ok(tenant)
             }
@@ -175,7 +184,14 @@ impl Analytics {
                 Err(unknown_key())
             }
             Err(error) if error.is_transient() => match known {
-                Some(seen) if elapsed(seen.at, now) < policy.outage_grace => Ok(seen.value),
+                Some(seen) if elapsed(seen.at, now) < policy.outage_grace => {
+                    let retry = Seen {
+                        until: now + delta(policy.api_key_ttl),
+                        ..seen.clone()
+                    };
+                    memo.keys.pin().insert(hash, retry);
+                    Ok(seen.value)
+                }
                 _ => Err(error),
             },
             Err(error) => Err(error),
@@ -199,7 +215,7 @@ impl Analytics {
         let memo_key = (query.tenant().clone(), id.clone());
         let known = memo.experiments.pin().get(&memo_key).cloned();
         let conversion = match known {
-            Some(seen) if elapsed(seen.at, now) < memo.policy.experiment_ttl => seen.value,
+            Some(seen) if seen.fresh(now) => seen.value,
             known => match self.inner.store.get_experiment(query.tenant(), &id).await {
                 Ok(found) => {
                     let conversion = found.map(|e| e.conversion_event_type);
@@ -207,7 +223,14 @@ impl Analytics {
                     conversion
                 }
                 Err(error) if error.is_transient() => match known {
-                    Some(seen) if elapsed(seen.at, now) < memo.policy.outage_grace => seen.value,
+                    Some(seen) if elapsed(seen.at, now) < memo.policy.outage_grace => {
+                        let retry = Seen {
+                            until: now + delta(memo.policy.experiment_ttl),
+                            ..seen.clone()
+                        };
+                        memo.experiments.pin().insert(memo_key, retry);
+                        seen.value
+                    }
                     _ => return Err(error),
                 },
                 Err(error) => return Err(error),

@@ -31,7 +31,8 @@ use crate::resilience::rate_limit::gcra_decide;
 /// The most entries each memo holds; a full memo is emptied and refills from the store.
 const MEMO_ENTRIES: usize = 16_384;
 
-/// How long registry answers are remembered (see the [module docs](self)).
+/// How long registry answers are remembered: API key → tenant for [`Analytics::authenticate`],
+/// experiment settings for summaries filtered on an experiment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoPolicy {
     /// How long a key's tenant is used without asking the store (default 30 s): the longest a

@@ -112,6 +112,18 @@ mod tests {
         pairs
     }
 
+    /// Core's own header list of `decision`, sorted, names in lower case.
+    fn cores(decision: &RateLimitDecision) -> Vec<(String, String)> {
+        let now = "2024-06-01T00:00:00Z".parse().unwrap();
+        let mut pairs: Vec<_> = decision
+            .headers(now)
+            .into_iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v))
+            .collect();
+        pairs.sort();
+        pairs
+    }
+
     #[test]
     fn the_headers_are_cores_whether_or_not_the_rule_matches() {
         let limits = RateLimits::default();
@@ -125,14 +137,7 @@ mod tests {
             window: policy.window(),
             unchecked: false,
         };
-        let now = "2024-06-01T00:00:00Z".parse().unwrap();
-        let mut expected: Vec<(String, String)> = decision
-            .headers(now)
-            .into_iter()
-            .map(|(n, v)| (n.to_ascii_lowercase(), v))
-            .collect();
-        expected.sort();
-        assert_eq!(written(&decision, &limits, EndpointClass::Analytics), expected);
+        assert_eq!(written(&decision, &limits, EndpointClass::Analytics), cores(&decision));
         // A decision of another rule (the values made for this class do not apply) still
         // carries its own numbers.
         let other = RateLimitDecision {
@@ -140,12 +145,6 @@ mod tests {
             window: Duration::from_secs(9),
             ..decision
         };
-        let mut expected: Vec<(String, String)> = other
-            .headers(now)
-            .into_iter()
-            .map(|(n, v)| (n.to_ascii_lowercase(), v))
-            .collect();
-        expected.sort();
-        assert_eq!(written(&other, &limits, EndpointClass::Analytics), expected);
+        assert_eq!(written(&other, &limits, EndpointClass::Analytics), cores(&other));
     }
 }

@@ -127,7 +127,6 @@ macro_rules! summary_params {
 
         impl $name {
             /// The core summary request (`skipCache` false where the route has none).
-            #[allow(dead_code)] // Not every route reads it this way.
             fn summary_request(&self, skip_cache: bool) -> SummaryRequest {
                 SummaryRequest {
                     start_date: self.start_date.clone(),

@@ -7,6 +7,7 @@ pub mod breaker;
 mod breaker_store;
 pub mod load;
 pub mod rate_limit;
+mod rate_limit_headers;
 mod rate_limit_memory;
 
 pub use breaker::{
@@ -15,7 +16,8 @@ pub use breaker::{
 pub use breaker_store::BreakerStore;
 pub use load::{Degradation, LoadConfig, LoadGuard, LoadShedder, LoadSnapshot, Priority};
 pub use rate_limit::{
-    EndpointClass, FailMode, LimitRule, LimiterKey, RateLimitDecision, RateLimitHeaderFields, RateLimitPolicy,
-    RateLimitStore, RateLimiter, RateLimits,
+    EndpointClass, FailMode, LimitRule, LimiterKey, RateLimitDecision, RateLimitPolicy, RateLimitStore, RateLimiter,
+    RateLimits,
 };
+pub use rate_limit_headers::RateLimitHeaderFields;
 pub use rate_limit_memory::InProcessRateLimitStore;

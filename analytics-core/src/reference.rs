@@ -34,6 +34,8 @@ pub fn aggregate<'a>(events: impl IntoIterator<Item = &'a Event>, query: &Query)
     let mut by_type = HashMap::new();
     let mut pages = HashMap::new();
     let mut devices = HashMap::new();
+    let mut browsers = HashMap::new();
+    let mut countries = HashMap::new();
     let mut series = vec![0u64; starts.len()];
     let mut variants: BTreeMap<VariantKey, VariantTally> = BTreeMap::new();
 
@@ -48,6 +50,12 @@ pub fn aggregate<'a>(events: impl IntoIterator<Item = &'a Event>, query: &Query)
         }
         if let Some(device) = event.device.as_ref().filter(|_| query.breakdowns()) {
             *devices.entry(device.clone()).or_insert(0) += 1;
+        }
+        if let Some(browser) = event.browser.as_ref().filter(|_| query.breakdowns()) {
+            *browsers.entry(browser.clone()).or_insert(0) += 1;
+        }
+        if let Some(country) = event.country.as_ref().filter(|_| query.breakdowns()) {
+            *countries.entry(country.clone()).or_insert(0) += 1;
         }
         series[time::bucket_index(starts, event.timestamp)] += 1;
         if query.filters().experiment_id.is_some()
@@ -68,6 +76,8 @@ pub fn aggregate<'a>(events: impl IntoIterator<Item = &'a Event>, query: &Query)
         time_series: series,
         top_pages: rank_counts(pages, Some(TOP_PAGES)),
         devices: rank_counts(devices, None),
+        browsers: rank_counts(browsers, None),
+        countries: rank_counts(countries, None),
         variants: query
             .filters()
             .experiment_id
@@ -144,11 +154,11 @@ mod tests {
         let events = vec![
             event(
                 "a",
-                json!({"id": "1", "userId": "u1", "eventType": "click", "page": "/", "device": "desktop", "timestamp": "2024-01-01T10:00:00Z"}),
+                json!({"id": "1", "userId": "u1", "eventType": "click", "page": "/", "device": "desktop", "browser": "Firefox", "country": "DE", "timestamp": "2024-01-01T10:00:00Z"}),
             ),
             event(
                 "a",
-                json!({"id": "2", "userId": "u1", "eventType": "view", "page": "/", "device": "mobile", "timestamp": "2024-01-02T10:00:00Z"}),
+                json!({"id": "2", "userId": "u1", "eventType": "view", "page": "/", "device": "mobile", "browser": "Safari", "country": "DE", "timestamp": "2024-01-02T10:00:00Z"}),
             ),
             event(
                 "a",
@@ -185,6 +195,10 @@ mod tests {
             [("/", 2), ("/b", 1)]
         );
         assert_eq!(a.devices.len(), 2);
+        let browsers: Vec<_> = a.browsers.iter().map(|(b, n)| (b.as_str(), *n)).collect();
+        assert_eq!(browsers, [("Firefox", 1), ("Safari", 1)]);
+        let countries: Vec<_> = a.countries.iter().map(|(c, n)| (c.as_str(), *n)).collect();
+        assert_eq!(countries, [("DE", 2)]);
         assert!(a.variants.is_none());
         assert!(
             events

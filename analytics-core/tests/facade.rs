@@ -394,6 +394,8 @@ async fn summary_json_has_the_seed_shape() {
         "timeSeriesData",
         "topPages",
         "deviceStats",
+        "browserStats",
+        "countryStats",
         "_metadata",
     ] {
         assert!(json.get(field).is_some(), "missing {field}");

@@ -11,8 +11,10 @@
 use std::collections::BTreeMap;
 
 use analytics_core::Result;
-use analytics_core::model::{Device, EventType, Page, VariantKey};
-use analytics_core::query::{Aggregates, HourSpan, PlanSource, QueryPlan, TOP_PAGES, TimeRange, rank_counts};
+use analytics_core::model::{Browser, Country, Device, EventType, Page, VariantKey};
+use analytics_core::query::{
+    Aggregates, HourSpan, PlanSource, QueryPlan, TOP_PAGES, TimeRange, rank_breakdown, rank_counts,
+};
 use futures_util::future::try_join4;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
@@ -25,6 +27,8 @@ const DIM_TOTAL: i16 = 0;
 const DIM_TYPE: i16 = 1;
 const DIM_PAGE: i16 = 2;
 const DIM_DEVICE: i16 = 3;
+const DIM_BROWSER: i16 = 4;
+const DIM_COUNTRY: i16 = 5;
 
 /// (dimension code, value, count) rows.
 type DimCounts = Vec<(i16, String, i64)>;
@@ -66,6 +70,7 @@ fn assemble(
 ) -> Result<Aggregates> {
     let mut total = 0u64;
     let (mut by_type, mut pages, mut devices) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+    let (mut browsers, mut countries) = (BTreeMap::new(), BTreeMap::new());
     for (dim, value, n) in dims {
         let n = count(n)?;
         match dim {
@@ -73,6 +78,8 @@ fn assemble(
             DIM_TYPE => *by_type.entry(parse(EventType::parse, value)?).or_insert(0) += n,
             DIM_PAGE => *pages.entry(parse(Page::parse, value)?).or_insert(0) += n,
             DIM_DEVICE => *devices.entry(parse(Device::parse, value)?).or_insert(0) += n,
+            DIM_BROWSER => *browsers.entry(parse(Browser::parse, value)?).or_insert(0) += n,
+            DIM_COUNTRY => *countries.entry(parse(Country::parse, value)?).or_insert(0) += n,
             other => return Err(corrupt("rollup dimension", other)),
         }
     }
@@ -91,16 +98,10 @@ fn assemble(
         unique_users_approximate,
         events_by_type: rank_counts(by_type, None),
         time_series,
-        top_pages: if breakdowns {
-            rank_counts(pages, Some(TOP_PAGES))
-        } else {
-            Vec::new()
-        },
-        devices: if breakdowns {
-            rank_counts(devices, None)
-        } else {
-            Vec::new()
-        },
+        top_pages: rank_breakdown(breakdowns, pages, Some(TOP_PAGES)),
+        devices: rank_breakdown(breakdowns, devices, None),
+        browsers: rank_breakdown(breakdowns, browsers, None),
+        countries: rank_breakdown(breakdowns, countries, None),
         variants,
     })
 }
@@ -115,7 +116,7 @@ fn parse<T>(parse: impl Fn(String) -> Result<T>, value: String) -> Result<T> {
 
 fn dims_wanted(plan: &QueryPlan) -> Vec<i16> {
     if plan.query.breakdowns() {
-        vec![DIM_TOTAL, DIM_TYPE, DIM_PAGE, DIM_DEVICE]
+        vec![DIM_TOTAL, DIM_TYPE, DIM_PAGE, DIM_DEVICE, DIM_BROWSER, DIM_COUNTRY]
     } else {
         vec![DIM_TOTAL, DIM_TYPE]
     }
@@ -186,7 +187,8 @@ async fn rollup_dims(pool: &PgPool, plan: &QueryPlan) -> Result<DimCounts> {
     };
     let mut raw = QueryBuilder::new(
         "SELECT d.dim, d.value, count(*) FROM events e CROSS JOIN LATERAL (VALUES (0::smallint, ''::text), \
-         (1::smallint, e.event_type), (2::smallint, e.page), (3::smallint, e.device)) AS d (dim, value) \
+         (1::smallint, e.event_type), (2::smallint, e.page), (3::smallint, e.device), (4::smallint, e.browser), \
+         (5::smallint, e.country)) AS d (dim, value) \
          WHERE e.tenant_id = ",
     );
     raw.push_bind(tenant);
@@ -212,7 +214,9 @@ async fn rollup_dims(pool: &PgPool, plan: &QueryPlan) -> Result<DimCounts> {
                 Dim::Type => DIM_TYPE,
                 Dim::Page => DIM_PAGE,
                 Dim::Device => DIM_DEVICE,
-                Dim::Browser | Dim::Country | Dim::Variant => continue,
+                Dim::Browser => DIM_BROWSER,
+                Dim::Country => DIM_COUNTRY,
+                Dim::Variant => continue,
             };
             if wanted.contains(&code) {
                 *merged.entry((code, value)).or_insert(0) += i64::try_from(n).map_err(|_| corrupt("count", n))?;
@@ -320,7 +324,8 @@ fn push_conditions<'a>(sql: &mut QueryBuilder<'a, Postgres>, plan: &'a QueryPlan
 async fn raw_dims(pool: &PgPool, plan: &QueryPlan) -> Result<DimCounts> {
     let mut sql = QueryBuilder::new(
         "SELECT d.dim, d.value, count(*) FROM events e CROSS JOIN LATERAL (VALUES (0::smallint, ''::text), \
-         (1::smallint, e.event_type), (2::smallint, e.page), (3::smallint, e.device)) AS d (dim, value)",
+         (1::smallint, e.event_type), (2::smallint, e.page), (3::smallint, e.device), (4::smallint, e.browser), \
+         (5::smallint, e.country)) AS d (dim, value)",
     );
     push_conditions(&mut sql, plan);
     sql.push(" AND d.value IS NOT NULL AND d.dim = ANY(")

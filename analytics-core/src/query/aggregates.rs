@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{Device, EventType, Page, VariantKey};
+use crate::model::{Browser, Country, Device, EventType, Page, VariantKey};
 
 /// Per-variant counts of an experiment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -35,6 +35,10 @@ pub struct Aggregates {
     pub top_pages: Vec<(Page, u64)>,
     /// Count per device, ranked; events without a device are not listed.
     pub devices: Vec<(Device, u64)>,
+    /// Count per browser, ranked; events without a browser are not listed.
+    pub browsers: Vec<(Browser, u64)>,
+    /// Count per country, ranked; events without a country are not listed.
+    pub countries: Vec<(Country, u64)>,
     /// Per-variant counts when the query filters on an experiment; variants without events are
     /// absent.
     pub variants: Option<BTreeMap<VariantKey, VariantCounts>>,
@@ -49,6 +53,17 @@ pub fn rank_counts<K: Ord>(counts: impl IntoIterator<Item = (K, u64)>, limit: Op
         ranked.truncate(limit);
     }
     ranked
+}
+
+/// [`rank_counts`] of a breakdown (pages, devices, browsers, countries), or nothing when the
+/// query omits breakdowns (`wanted` false): a store may have counted a few values on its way
+/// (raw edges), and an omitted breakdown must be empty in every store alike.
+pub fn rank_breakdown<K: Ord>(
+    wanted: bool,
+    counts: impl IntoIterator<Item = (K, u64)>,
+    limit: Option<usize>,
+) -> Vec<(K, u64)> {
+    if wanted { rank_counts(counts, limit) } else { Vec::new() }
 }
 
 #[cfg(test)]

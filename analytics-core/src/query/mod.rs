@@ -15,10 +15,13 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-pub use aggregates::{Aggregates, VariantCounts, rank_counts};
+pub use aggregates::{Aggregates, VariantCounts, rank_breakdown, rank_counts};
 pub use plan::{BucketPlan, HourSpan, PlanSource, QueryPlan, SpanPlan};
 pub use request::{SummaryRequest, parse_bound};
-pub use summary::{LoadLevel, Summary, SummaryBody, SummaryMetadata};
+pub use summary::{
+    BrowserShare, CountryShare, DeviceShare, EventTypeCount, LoadLevel, PageViews, Summary, SummaryBody,
+    SummaryMetadata, TimePoint, VariantStats,
+};
 
 use crate::error::{Error, Result};
 use crate::model::event::{MIN_TIMESTAMP, truncate_to_micros};
@@ -401,7 +404,7 @@ impl Query {
         let mut text = String::with_capacity(160);
         let _ = write!(
             text,
-            "v1|{}|{}|{}|{}|{}",
+            "v2|{}|{}|{}|{}|{}",
             self.tenant,
             self.range.start().timestamp_micros(),
             self.range.end().timestamp_micros(),

@@ -53,6 +53,32 @@ pub struct DeviceShare {
     pub percentage: f64,
 }
 
+/// One entry of `browserStats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct BrowserShare {
+    /// The browser.
+    pub browser: String,
+    /// Events from it.
+    pub count: u64,
+    /// Share of the events that name a browser, in percent, rounded to two decimals.
+    pub percentage: f64,
+}
+
+/// One entry of `countryStats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct CountryShare {
+    /// The country.
+    pub country: String,
+    /// Events from it.
+    pub count: u64,
+    /// Share of the events that name a country, in percent, rounded to two decimals.
+    pub percentage: f64,
+}
+
 /// One experiment variant's results.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -85,6 +111,12 @@ pub struct SummaryBody {
     pub top_pages: Vec<PageViews>,
     /// Events per device with shares.
     pub device_stats: Vec<DeviceShare>,
+    /// Events per browser with shares.
+    #[serde(default)]
+    pub browser_stats: Vec<BrowserShare>,
+    /// Events per country with shares.
+    #[serde(default)]
+    pub country_stats: Vec<CountryShare>,
     /// Per-variant results when an experiment was queried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variants: Option<BTreeMap<String, VariantStats>>,
@@ -97,7 +129,6 @@ impl SummaryBody {
     /// Derives the response body from a store's aggregates for `query`.
     pub fn assemble(aggregates: &Aggregates, query: &Query) -> Self {
         let tz = query.timezone();
-        let device_total: u64 = aggregates.devices.iter().map(|(_, n)| n).sum();
         Self {
             total_events: aggregates.total_events,
             unique_users: aggregates.unique_users,
@@ -126,15 +157,21 @@ impl SummaryBody {
                     views: *n,
                 })
                 .collect(),
-            device_stats: aggregates
-                .devices
-                .iter()
-                .map(|(d, n)| DeviceShare {
-                    device: d.to_string(),
-                    count: *n,
-                    percentage: percent(*n, device_total),
-                })
-                .collect(),
+            device_stats: shares(&aggregates.devices, |device, count, percentage| DeviceShare {
+                device,
+                count,
+                percentage,
+            }),
+            browser_stats: shares(&aggregates.browsers, |browser, count, percentage| BrowserShare {
+                browser,
+                count,
+                percentage,
+            }),
+            country_stats: shares(&aggregates.countries, |country, count, percentage| CountryShare {
+                country,
+                count,
+                percentage,
+            }),
             variants: aggregates.variants.as_ref().map(|variants| {
                 variants
                     .iter()
@@ -157,6 +194,15 @@ impl SummaryBody {
             unique_users_approximate: aggregates.unique_users_approximate,
         }
     }
+}
+
+/// Each value's count with its share of the listed total (the events naming a value).
+fn shares<K: std::fmt::Display, T>(counts: &[(K, u64)], entry: impl Fn(String, u64, f64) -> T) -> Vec<T> {
+    let total: u64 = counts.iter().map(|(_, n)| n).sum();
+    counts
+        .iter()
+        .map(|(value, n)| entry(value.to_string(), *n, percent(*n, total)))
+        .collect()
 }
 
 fn percent(part: u64, whole: u64) -> f64 {

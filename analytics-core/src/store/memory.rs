@@ -14,7 +14,9 @@ use crate::error::{Error, Result};
 use crate::model::{
     ApiKeyHash, Event, EventId, EventType, Experiment, ExperimentId, Tenant, TenantId, UserId, VariantKey,
 };
-use crate::query::{Aggregates, PlanSource, QueryPlan, SpanPlan, TOP_PAGES, TimeRange, VariantCounts, rank_counts};
+use crate::query::{
+    Aggregates, PlanSource, QueryPlan, SpanPlan, TOP_PAGES, TimeRange, VariantCounts, rank_breakdown, rank_counts,
+};
 use crate::reference;
 
 /// The embedded default [`EventStore`]: everything in process memory.
@@ -119,23 +121,18 @@ impl TenantEvents {
             self.rollups.merge_span(hours, &mut whole, plan.query.breakdowns());
         }
         self.add_raw(&plan.whole, &mut whole);
+        let breakdowns = plan.query.breakdowns();
         Aggregates {
             total_events: whole.total,
             unique_users: whole.users.len(),
             unique_users_approximate: false,
             events_by_type: rank_counts(whole.by_type, None),
             time_series: plan.buckets.iter().map(|b| self.count(&b.span)).collect(),
-            // Raw edges may have counted a few pages and devices; omitted breakdowns are empty.
-            top_pages: if plan.query.breakdowns() {
-                rank_counts(whole.pages, Some(TOP_PAGES))
-            } else {
-                Vec::new()
-            },
-            devices: if plan.query.breakdowns() {
-                rank_counts(whole.devices, None)
-            } else {
-                Vec::new()
-            },
+            // Raw edges may have counted a few breakdown values; omitted breakdowns are empty.
+            top_pages: rank_breakdown(breakdowns, whole.pages, Some(TOP_PAGES)),
+            devices: rank_breakdown(breakdowns, whole.devices, None),
+            browsers: rank_breakdown(breakdowns, whole.browsers, None),
+            countries: rank_breakdown(breakdowns, whole.countries, None),
             variants: None,
         }
     }

@@ -5,7 +5,7 @@ use std::hash::Hash;
 
 use roaring::RoaringBitmap;
 
-use crate::model::{Device, Event, EventType, Page};
+use crate::model::{Browser, Country, Device, Event, EventType, Page};
 use crate::query::HourSpan;
 
 /// Counts of one period (or of a query's accumulation over several).
@@ -15,6 +15,8 @@ pub(crate) struct Rollup {
     pub(crate) by_type: HashMap<EventType, u64>,
     pub(crate) pages: HashMap<Page, u64>,
     pub(crate) devices: HashMap<Device, u64>,
+    pub(crate) browsers: HashMap<Browser, u64>,
+    pub(crate) countries: HashMap<Country, u64>,
     /// Interned indexes of the distinct users seen.
     pub(crate) users: RoaringBitmap,
 }
@@ -30,12 +32,18 @@ impl Rollup {
         if let Some(device) = &event.device {
             bump(&mut self.devices, device, 1);
         }
+        if let Some(browser) = &event.browser {
+            bump(&mut self.browsers, browser, 1);
+        }
+        if let Some(country) = &event.country {
+            bump(&mut self.countries, country, 1);
+        }
         if let Some(user) = user {
             self.users.insert(user);
         }
     }
 
-    /// Adds another rollup's counts; pages and devices only with `breakdowns`.
+    /// Adds another rollup's counts; pages, devices, browsers and countries only with `breakdowns`.
     pub(crate) fn merge(&mut self, other: &Rollup, breakdowns: bool) {
         self.total += other.total;
         for (k, n) in &other.by_type {
@@ -47,6 +55,12 @@ impl Rollup {
             }
             for (k, n) in &other.devices {
                 bump(&mut self.devices, k, *n);
+            }
+            for (k, n) in &other.browsers {
+                bump(&mut self.browsers, k, *n);
+            }
+            for (k, n) in &other.countries {
+                bump(&mut self.countries, k, *n);
             }
         }
         self.users |= &other.users;

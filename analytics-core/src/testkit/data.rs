@@ -5,7 +5,9 @@ use std::collections::HashSet;
 use chrono::{DateTime, TimeDelta, Utc};
 use proptest::prelude::*;
 
-use crate::model::{Device, Event, EventId, EventType, ExperimentId, Page, TenantId, UserId, VariantKey};
+use crate::model::{
+    Browser, Country, Device, Event, EventId, EventType, ExperimentId, Page, TenantId, UserId, VariantKey,
+};
 use crate::query::{Granularity, Query, SummaryRequest};
 use crate::store::AppendOutcome;
 
@@ -35,6 +37,8 @@ struct EventSpec {
     event_type: u8,
     page: Option<u8>,
     device: Option<u8>,
+    browser: Option<u8>,
+    country: Option<u8>,
     experiment: Option<(u8, Option<u8>)>,
 }
 
@@ -85,16 +89,20 @@ fn event_spec() -> impl Strategy<Value = EventSpec> {
         0u8..EVENT_TYPES.len() as u8,
         prop::option::weighted(0.8, 0u8..14),
         prop::option::weighted(0.8, 0u8..3),
+        prop::option::weighted(0.7, 0u8..4),
+        prop::option::weighted(0.6, 0u8..5),
         prop::option::weighted(0.4, (0u8..2, prop::option::weighted(0.9, 0u8..3))),
     )
         .prop_map(
-            |(id, offset_micros, user, event_type, page, device, experiment)| EventSpec {
+            |(id, offset_micros, user, event_type, page, device, browser, country, experiment)| EventSpec {
                 id,
                 offset_micros,
                 user,
                 event_type,
                 page,
                 device,
+                browser,
+                country,
                 experiment,
             },
         )
@@ -150,6 +158,12 @@ impl Dataset {
         event.device = spec
             .device
             .map(|d| Device::parse(["desktop", "mobile", "tablet"][d as usize]).expect("valid"));
+        event.browser = spec
+            .browser
+            .map(|b| Browser::parse(["Chrome", "Firefox", "Safari", "Edge"][b as usize]).expect("valid"));
+        event.country = spec
+            .country
+            .map(|c| Country::parse(["US", "DE", "FR", "JP", "BR"][c as usize]).expect("valid"));
         if let Some((experiment, variant)) = spec.experiment {
             event.experiment_id = Some(ExperimentId::parse(format!("exp{experiment}")).expect("valid"));
             event.variant = variant.map(|v| VariantKey::parse(["A", "B", "C"][v as usize]).expect("valid"));

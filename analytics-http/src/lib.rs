@@ -31,7 +31,8 @@
 //!
 //! Without a tenant (monitoring systems have none), and showing no tenant's data:
 //! `GET /health` (and `/api/health`: liveness), `GET /api/analytics/health` (readiness: breaker,
-//! load, cache, store), `GET /metrics` (Prometheus), `GET /openapi.json`.
+//! load, cache, store), `GET /metrics` (Prometheus), `GET /openapi.json`; with the `dashboard`
+//! feature, the dashboard page at `/` and `/dashboard`.
 //!
 //! ## Tenancy
 //! - [`AuthMode::ApiKey`] (the default): `X-API-Key`. A key's tenant is remembered for 30 s
@@ -77,10 +78,24 @@
 //! - `X-Priority` (1–10) feeds load shedding; `X-Request-Id` is set (or kept) and echoed;
 //!   requests are traced with their tenant; responses are gzip-compressed when asked.
 //!
+//! ## Dashboard
+//! With the `dashboard` feature (on in the server binary) the router also serves a page at `/`
+//! and `/dashboard`: an overview (range presets, granularity, timezone and filters; totals with
+//! the change from the previous period; the time series; events by type, top pages, devices,
+//! browsers, countries; badges saying whether the answer was cached, stale, degraded or
+//! approximate), a live view pushed by the stream, the event log with cursor paging, an event
+//! generator, experiments with their results in plain words, and operations (breaker, load,
+//! cache, the last call's rate limits). Its files are compiled in (about 38 KB gzipped in all);
+//! it calls only the public API, with an API key kept in the tab's session storage and sent as
+//! a header, never in a URL. Charts use uPlot (MIT, vendored with its licence): small, fast on
+//! thousands of points, no framework. Left open, the page holds one stream and polls only the
+//! untenanted readiness route, so it never spends a tenant's rate limit.
+//!
 //! ## Features
 //! - `server` (default): the `analytics-server` binary and its assembly (the `server` module); brings
 //!   clap, mimalloc and a tracing subscriber. A service that embeds [`router`] turns default
-//!   features off and compiles none of them.
+//!   features off and compiles none of them. Implies `dashboard`.
+//! - `dashboard`: the page above; no dependencies.
 //! - `postgres`, `redis` (default; imply `server`): the binary's `--store postgres://…` and
 //!   `--cache redis://…`.
 //!
@@ -128,6 +143,8 @@
 
 mod body;
 mod caller;
+#[cfg(feature = "dashboard")]
+mod dashboard;
 mod error;
 mod limit_headers;
 mod metrics;
@@ -243,12 +260,14 @@ fn api(state: &AppState) -> Router<AppState> {
 pub fn router(state: AppState) -> Router {
     let config = state.config().clone();
     let request_id = HeaderName::from_static("x-request-id");
-    Router::new()
+    let app = Router::new()
         .merge(api(&state))
         .route("/health", get(ops::liveness))
         .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi))
-        .fallback(|| async { ApiError::for_status(StatusCode::NOT_FOUND) })
+        .route("/openapi.json", get(ops::openapi));
+    #[cfg(feature = "dashboard")]
+    let app = app.merge(dashboard::routes());
+    app.fallback(|| async { ApiError::for_status(StatusCode::NOT_FOUND) })
         .layer(DefaultBodyLimit::max(config.body_limit))
         .layer(from_fn_with_state(
             body::BodyLimit(config.body_limit),

@@ -1,27 +1,64 @@
-//! The embedded default in action: generates a realistic multi-tenant dataset, then prints a
-//! dashboard report, shows a cold query and a cached one, and shows read-your-writes.
+//! The embedded default in action: generates a realistic multi-tenant dataset ending now,
+//! prints a dashboard report (a cold query and a cached one, read-your-writes), then serves the
+//! API and the dashboard on 127.0.0.1 until Ctrl-C, in demo mode: the high-load scenarios can
+//! be run from the dashboard's High load view or with `--example high_load -- --url URL`.
 //!
-//! `cargo run --release --example demo [-- EVENTS]` (default 250,000 events over 90 days).
+//! `cargo run --release --example demo [-- EVENTS] [--port PORT] [--no-serve]` (default 250,000
+//! events over 90 days; port 3001, or a free one when it is taken; `--no-serve` stops after the
+//! report).
 
 use std::io::Write;
-use std::sync::Arc;
 use std::time::Instant;
 
 use analytics::Analytics;
-use analytics::clock::ManualClock;
 use analytics::model::{ExperimentInput, TenantId};
 use analytics::query::{Granularity, Summary, SummaryRequest};
 use analytics_core::generator::{EXPERIMENT_ID, EventGenerator, GeneratorConfig};
-use chrono::{DateTime, Utc};
+use analytics_http::HttpConfig;
+use analytics_http::demo::{self, DemoServer, SwitchedOff};
+use chrono::{DateTime, Days, Utc};
 
 const BATCH: usize = 5_000;
+/// The demo tenant's API key, printed for the dashboard and curl.
+const DEMO_KEY: &str = "demo-key-acme";
+
+struct Args {
+    events: usize,
+    port: u16,
+    serve: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        events: 250_000,
+        port: 3001,
+        serve: true,
+    };
+    let mut words = std::env::args().skip(1);
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "--no-serve" => args.serve = false,
+            "--port" => {
+                args.port = words
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .ok_or("--port wants a port number")?
+            }
+            n => {
+                args.events = n
+                    .parse()
+                    .map_err(|_| format!("unknown argument {n:?}: EVENTS, --port PORT or --no-serve"))?
+            }
+        }
+    }
+    Ok(args)
+}
 
 #[tokio::main]
-async fn main() -> analytics::Result<()> {
-    let events: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(250_000);
-    // A fixed "now" keeps the report reproducible; the facade reads it through its Clock.
-    let now: DateTime<Utc> = "2024-06-30T18:00:00Z".parse().expect("valid instant");
-    let analytics = Analytics::builder().clock(Arc::new(ManualClock::new(now))).build()?;
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let Args { events, port, serve } = parse_args()?;
+    let now: DateTime<Utc> = Utc::now();
+    let (analytics, faults) = demo::analytics(SwitchedOff::default())?;
     let acme = TenantId::parse("acme")?;
     create_experiment(&analytics, &acme).await?;
 
@@ -47,7 +84,9 @@ async fn main() -> analytics::Result<()> {
         events as f64 / secs
     );
 
-    let request = SummaryRequest::new("2024-06-01", "2024-06-30").group_by(Granularity::Day);
+    let today = now.date_naive();
+    let month_ago = today.checked_sub_days(Days::new(29)).expect("a valid date");
+    let request = SummaryRequest::new(month_ago.to_string(), today.to_string()).group_by(Granularity::Day);
     let cold = timed(&analytics, &acme, &request).await?;
     report(&cold.0);
     let warm = timed(&analytics, &acme, &request).await?;
@@ -69,17 +108,18 @@ async fn main() -> analytics::Result<()> {
     }
 
     let before = warm.0.body.total_events;
+    let yesterday = now - chrono::TimeDelta::days(1);
     let event = analytics::model::EventInput {
         user_id: Some("demo-user".into()),
         event_type: Some("signup".into()),
         page: Some("/pricing".into()),
-        timestamp: Some("2024-06-15T12:00:00Z".into()),
+        timestamp: Some(yesterday.to_rfc3339()),
         ..Default::default()
     };
     analytics.ingest(&acme, vec![event]).await?;
     let after = analytics.summary(&acme, &request).await?;
     println!(
-        "\nIngested one event on 2024-06-15: total {before} → {} (cached: {}, the write invalidated it)",
+        "\nIngested one event from yesterday: total {before} → {} (cached: {}, the write invalidated it)",
         after.body.total_events, after.metadata.cached
     );
     let stats = analytics.cache_stats().await?;
@@ -87,6 +127,42 @@ async fn main() -> analytics::Result<()> {
         "Cache: {} hits, {} misses, hit rate {:.1}%, {} entries",
         stats.hits, stats.misses, stats.hit_rate, stats.entries
     );
+    if serve {
+        serve_until_stopped(analytics, faults, port, &month_ago.to_string(), &today.to_string()).await?;
+    }
+    Ok(())
+}
+
+/// Serves the API and the dashboard in demo mode until Ctrl-C.
+async fn serve_until_stopped(
+    analytics: Analytics,
+    faults: std::sync::Arc<demo::FaultSwitch>,
+    port: u16,
+    start: &str,
+    end: &str,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    analytics_http::server::bootstrap_tenant(&analytics, &format!("acme:{DEMO_KEY}")).await?;
+    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            println!("\nPort {port} is not available ({error}); using a free one.");
+            tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?
+        }
+    };
+    let server = DemoServer::serve(listener, analytics, faults, HttpConfig::default()).await?;
+    let url = &server.base_url;
+    println!("\nServing the API and the dashboard (demo mode) on {url}");
+    println!("  Dashboard       {url}/dashboard");
+    println!("  API key (acme)  {DEMO_KEY}");
+    println!(
+        "  Try             curl -H 'X-API-Key: {DEMO_KEY}' '{url}/api/analytics/summary?startDate={start}&endDate={end}'"
+    );
+    println!(
+        "  High load       the dashboard's High load view, or: cargo run --release --example high_load -- --url {url}"
+    );
+    println!("Ctrl-C stops it.");
+    tokio::signal::ctrl_c().await?;
+    println!("Stopped.");
     Ok(())
 }
 
@@ -122,7 +198,7 @@ fn progress(done: usize, total: usize) {
 
 fn report(summary: &Summary) {
     let body = &summary.body;
-    println!("acme, June 2024 (UTC, by day)");
+    println!("acme, the last 30 days (UTC, by day)");
     println!("  Total events  {:>10}", body.total_events);
     println!("  Unique users  {:>10}", body.unique_users);
     println!("\n  Events by type");

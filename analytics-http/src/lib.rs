@@ -145,6 +145,8 @@ mod body;
 mod caller;
 #[cfg(feature = "dashboard")]
 mod dashboard;
+#[cfg(feature = "demo")]
+pub mod demo;
 mod error;
 mod limit_headers;
 mod metrics;

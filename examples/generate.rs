@@ -1,29 +1,278 @@
-//! Prints generated events as JSON lines (the seeded generator the demo and benches use), for
-//! feeding other tools: `cargo run --release --example generate -- EVENTS [SEED] [DAYS]`.
+//! Generates realistic events (the seeded generator the demo and benches use) and sends them to
+//! stdout as JSON lines, to a running server through the batch API, or straight into
+//! PostgreSQL through the store.
 //!
-//! Events span the `DAYS` days (default 90) before 2024-06-30T00:00:00Z over three tenants.
+//! ```text
+//! cargo run --release --example generate -- --events 10000 > events.jsonl
+//! cargo run --release --example generate -- --days 30 --events-per-day 20000 \
+//!     --url http://127.0.0.1:3001 --key acme:KEY --key globex:KEY2 --experiment
+//! cargo run --release --example generate -- --events 1000000 --postgres postgres://… --experiment
+//! ```
+//!
+//! Options:
+//! - `--events N` in all (default 1,000), or `--events-per-day N` × `--days D` (default 90 days)
+//! - `--tenants a,b,c` (default `acme,globex,initech`; the first gets the most events),
+//!   `--users N` distinct users per tenant (default 20,000), `--seed S` (default 42),
+//!   `--end RFC3339` the last instant (default now)
+//! - `--experiment`: also create the experiment the events carry (`exp_checkout`) per tenant
+//! - `--url URL`: POST batches of 5,000 to `URL/api/events/batch`, with `--key TENANT:KEY` per
+//!   tenant (API-key servers) or else `X-Tenant-Id` (header mode). A failed batch is retried with
+//!   the same ids (never counted twice); progress and events/s are printed to stderr.
+//! - `--postgres URL`: append through the PostgreSQL store (migrations applied).
+//!
+//! The same seed and settings give the same events, so a run can be repeated or resumed.
 
+use std::collections::HashMap;
 use std::io::{BufWriter, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use analytics_core::generator::{EventGenerator, GeneratorConfig};
+use analytics::Analytics;
+use analytics::model::{Event, ExperimentInput, TenantId};
+use analytics_core::generator::{EXPERIMENT_ID, EventGenerator, GeneratorConfig};
+use analytics_postgres::{PostgresConfig, PostgresStore};
+use chrono::{DateTime, Utc};
 
-fn main() -> std::io::Result<()> {
-    let mut args = std::env::args().skip(1).map(|a| a.parse::<u64>());
-    let mut next = |default: u64| match args.next() {
-        None => Ok(default),
-        Some(Ok(n)) => Ok(n),
-        Some(Err(e)) => Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("expected a number: {e}"),
-        )),
-    };
-    let (events, seed, days) = (next(1000)?, next(42)?, next(90)?);
-    let end = "2024-06-30T00:00:00Z".parse().expect("valid instant");
-    let config = GeneratorConfig::new(seed, events as usize, end, u32::try_from(days).unwrap_or(u32::MAX));
-    let mut out = BufWriter::new(std::io::stdout().lock());
-    for event in EventGenerator::new(config) {
-        serde_json::to_writer(&mut out, &event)?;
-        out.write_all(b"\n")?;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+const BATCH: usize = 5_000;
+
+enum Sink {
+    Stdout,
+    Http { url: String, keys: HashMap<String, String> },
+    Postgres(String),
+}
+
+struct Args {
+    config: GeneratorConfig,
+    experiment: bool,
+    sink: Sink,
+}
+
+fn parse_args() -> Result<Args, BoxError> {
+    let (mut events, mut per_day, mut days, mut seed, mut users) = (None, None, 90u32, 42u64, 20_000u32);
+    let mut tenants = vec!["acme".to_owned(), "globex".to_owned(), "initech".to_owned()];
+    let mut end: DateTime<Utc> = Utc::now();
+    let (mut experiment, mut url, mut postgres, mut keys) = (false, None, None, HashMap::new());
+    let mut words = std::env::args().skip(1);
+    while let Some(word) = words.next() {
+        let mut value = || words.next().ok_or_else(|| format!("{word} needs a value"));
+        match word.as_str() {
+            "--events" => events = Some(value()?.parse::<usize>()?),
+            "--events-per-day" => per_day = Some(value()?.parse::<usize>()?),
+            "--days" => days = value()?.parse()?,
+            "--seed" => seed = value()?.parse()?,
+            "--users" => users = value()?.parse()?,
+            "--tenants" => tenants = value()?.split(',').map(str::to_owned).collect(),
+            "--end" => end = value()?.parse()?,
+            "--experiment" => experiment = true,
+            "--url" => url = Some(value()?),
+            "--postgres" => postgres = Some(value()?),
+            "--key" => {
+                let spec = value()?;
+                let (tenant, key) = spec.split_once(':').ok_or("--key wants TENANT:KEY")?;
+                keys.insert(tenant.to_owned(), key.to_owned());
+            }
+            "-h" | "--help" => return Err("see the options at the top of examples/generate.rs".into()),
+            other => return Err(format!("unknown argument {other:?} (try --help)").into()),
+        }
     }
-    out.flush()
+    let events = match (events, per_day) {
+        (Some(_), Some(_)) => return Err("give --events or --events-per-day, not both".into()),
+        (Some(n), None) => n,
+        (None, Some(n)) => n * days as usize,
+        (None, None) => 1_000,
+    };
+    let mut config = GeneratorConfig::new(seed, events, end, days);
+    config.tenants = tenants.iter().map(TenantId::parse).collect::<Result<_, _>>()?;
+    config.users_per_tenant = users;
+    let sink = match (url, postgres) {
+        (Some(_), Some(_)) => return Err("give --url or --postgres, not both".into()),
+        (Some(url), None) => Sink::Http { url, keys },
+        (None, Some(url)) => Sink::Postgres(url),
+        (None, None) => Sink::Stdout,
+    };
+    Ok(Args { config, experiment, sink })
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let Args { config, experiment, sink } = parse_args()?;
+    let total = config.events;
+    let tenants = config.tenants.clone();
+    let mut events = EventGenerator::new(config).peekable();
+    match sink {
+        Sink::Stdout => {
+            let mut out = BufWriter::new(std::io::stdout().lock());
+            for event in events {
+                serde_json::to_writer(&mut out, &event)?;
+                out.write_all(b"\n")?;
+            }
+            out.flush()?;
+        }
+        Sink::Http { url, keys } => {
+            let client = HttpSink::new(url, keys);
+            if experiment {
+                for tenant in &tenants {
+                    client.create_experiment(tenant).await?;
+                }
+            }
+            let mut progress = Progress::new(total);
+            while events.peek().is_some() {
+                let chunk: Vec<Event> = events.by_ref().take(BATCH).collect();
+                for (tenant, mine) in by_tenant(chunk) {
+                    client.send_batch(&tenant, &mine).await?;
+                    progress.advance(mine.len());
+                }
+            }
+            progress.finish();
+        }
+        Sink::Postgres(url) => {
+            let store = PostgresStore::connect(&PostgresConfig::new(url)).await?;
+            let analytics = Analytics::builder().store(Arc::new(store)).build()?;
+            if experiment {
+                for tenant in &tenants {
+                    create_experiment(&analytics, tenant).await?;
+                }
+            }
+            let mut progress = Progress::new(total);
+            while events.peek().is_some() {
+                let chunk: Vec<Event> = events.by_ref().take(BATCH).collect();
+                for (tenant, mine) in by_tenant(chunk) {
+                    let count = mine.len();
+                    analytics.ingest_events(&tenant, mine).await?;
+                    progress.advance(count);
+                }
+            }
+            progress.finish();
+        }
+    }
+    Ok(())
+}
+
+/// A chunk's events grouped by tenant, in first-seen order (batches are per tenant).
+fn by_tenant(chunk: Vec<Event>) -> Vec<(TenantId, Vec<Event>)> {
+    let mut groups: Vec<(TenantId, Vec<Event>)> = Vec::new();
+    for event in chunk {
+        match groups.iter_mut().find(|(t, _)| *t == event.tenant_id) {
+            Some((_, mine)) => mine.push(event),
+            None => groups.push((event.tenant_id.clone(), vec![event])),
+        }
+    }
+    groups
+}
+
+fn experiment_input() -> ExperimentInput {
+    serde_json::from_value(serde_json::json!({
+        "id": EXPERIMENT_ID, "name": "Checkout redesign", "status": "running",
+        "variants": [{"key": "control", "weight": 1}, {"key": "treatment", "weight": 1}]
+    }))
+    .expect("a valid experiment")
+}
+
+async fn create_experiment(analytics: &Analytics, tenant: &TenantId) -> Result<(), BoxError> {
+    match analytics.create_experiment(tenant, experiment_input()).await {
+        Ok(_) | Err(analytics::Error::Conflict(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+struct HttpSink {
+    http: reqwest::Client,
+    url: String,
+    keys: HashMap<String, String>,
+}
+
+impl HttpSink {
+    fn new(url: String, keys: HashMap<String, String>) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            url: url.trim_end_matches('/').to_owned(),
+            keys,
+        }
+    }
+
+    fn post(&self, tenant: &TenantId, path: &str) -> reqwest::RequestBuilder {
+        let request = self.http.post(format!("{}{path}", self.url));
+        match self.keys.get(tenant.as_str()) {
+            Some(key) => request.header("x-api-key", key),
+            None => request.header("x-tenant-id", tenant.as_str()),
+        }
+    }
+
+    async fn create_experiment(&self, tenant: &TenantId) -> Result<(), BoxError> {
+        let response = self.post(tenant, "/api/experiments").json(&experiment_input()).send().await?;
+        match response.status().as_u16() {
+            200..=299 | 409 => Ok(()),
+            status => Err(format!("creating the experiment for {tenant}: HTTP {status} {}", response.text().await?).into()),
+        }
+    }
+
+    /// Sends one batch, retrying transport errors, 429 and 5xx with the same ids: the server
+    /// acknowledges a retried id as a duplicate and never counts it twice.
+    async fn send_batch(&self, tenant: &TenantId, events: &[Event]) -> Result<(), BoxError> {
+        let body = serde_json::json!({ "events": events });
+        let mut wait = Duration::from_millis(500);
+        for attempt in 1..=8 {
+            let outcome = self.post(tenant, "/api/events/batch").json(&body).send().await;
+            let retry_after = match outcome {
+                Ok(response) if response.status().is_success() => return Ok(()),
+                Ok(response) if response.status().as_u16() == 429 || response.status().is_server_error() => response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok()?.parse().ok())
+                    .map(Duration::from_secs),
+                Ok(response) => {
+                    let status = response.status();
+                    return Err(format!("batch for {tenant}: HTTP {status} {}", response.text().await?).into());
+                }
+                Err(error) if attempt == 8 => return Err(error.into()),
+                Err(_) => None,
+            };
+            eprintln!("\nbatch for {tenant} not acknowledged (attempt {attempt}); retrying with the same ids");
+            tokio::time::sleep(retry_after.unwrap_or(wait)).await;
+            wait = (wait * 2).min(Duration::from_secs(10));
+        }
+        Err(format!("batch for {tenant}: not acknowledged after 8 attempts").into())
+    }
+}
+
+/// A progress bar with events/s on stderr.
+struct Progress {
+    total: usize,
+    done: usize,
+    started: Instant,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        Self {
+            total,
+            done: 0,
+            started: Instant::now(),
+        }
+    }
+
+    fn advance(&mut self, by: usize) {
+        self.done += by;
+        let width = 40;
+        let filled = self.done * width / self.total.max(1);
+        let rate = self.done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        eprint!(
+            "\r[{}{}] {:>10}/{} {rate:>10.0} events/s",
+            "#".repeat(filled),
+            " ".repeat(width - filled),
+            self.done,
+            self.total
+        );
+    }
+
+    fn finish(&self) {
+        let secs = self.started.elapsed().as_secs_f64();
+        eprintln!(
+            "\n{} events in {secs:.1} s ({:.0} events/s)",
+            self.done,
+            self.done as f64 / secs.max(1e-9)
+        );
+    }
 }

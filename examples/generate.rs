@@ -92,12 +92,20 @@ fn parse_args() -> Result<Args, BoxError> {
         (None, Some(url)) => Sink::Postgres(url),
         (None, None) => Sink::Stdout,
     };
-    Ok(Args { config, experiment, sink })
+    Ok(Args {
+        config,
+        experiment,
+        sink,
+    })
 }
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    let Args { config, experiment, sink } = parse_args()?;
+    let Args {
+        config,
+        experiment,
+        sink,
+    } = parse_args()?;
     let total = config.events;
     let tenants = config.tenants.clone();
     let mut events = EventGenerator::new(config).peekable();
@@ -201,10 +209,18 @@ impl HttpSink {
     }
 
     async fn create_experiment(&self, tenant: &TenantId) -> Result<(), BoxError> {
-        let response = self.post(tenant, "/api/experiments").json(&experiment_input()).send().await?;
+        let response = self
+            .post(tenant, "/api/experiments")
+            .json(&experiment_input())
+            .send()
+            .await?;
         match response.status().as_u16() {
             200..=299 | 409 => Ok(()),
-            status => Err(format!("creating the experiment for {tenant}: HTTP {status} {}", response.text().await?).into()),
+            status => Err(format!(
+                "creating the experiment for {tenant}: HTTP {status} {}",
+                response.text().await?
+            )
+            .into()),
         }
     }
 

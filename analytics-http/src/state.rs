@@ -21,10 +21,22 @@ pub enum AuthMode {
     /// [`MemoPolicy`](analytics_core::MemoPolicy)); keys are stored hashed and compared in
     /// constant time.
     #[default]
+    #[cfg_attr(
+        feature = "server",
+        value(
+            help = "X-API-Key: the key's tenant is looked up in the store and remembered for 30 s; keys are stored hashed"
+        )
+    )]
     ApiKey,
     /// `X-Tenant-Id` is trusted as is: only behind a gateway that authenticates callers and sets
     /// the header itself. With [`HttpConfig::default_tenant`], callers that send no tenant
     /// header act for that tenant.
+    #[cfg_attr(
+        feature = "server",
+        value(
+            help = "X-Tenant-Id is trusted: only behind a gateway that authenticates callers; with --default-tenant, requests without it act for that tenant"
+        )
+    )]
     Header,
 }
 

@@ -582,3 +582,57 @@ async fn an_api_key_is_asked_once_and_never_put_in_a_url() {
     assert!(errors.is_empty(), "browser console errors: {errors:#?}");
     client.close().await.unwrap();
 }
+
+/// The High load view of a demo server runs the five scenarios and shows each one's result.
+#[cfg(feature = "demo")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_high_load_view_runs_the_scenarios_on_a_demo_server() {
+    use analytics_http::demo::{self, DemoServer, SwitchedOff};
+
+    let Some(driver) = chromedriver("the_high_load_view_runs_the_scenarios_on_a_demo_server") else {
+        return;
+    };
+    let (analytics, faults) = demo::analytics(SwitchedOff::default()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = DemoServer::serve(listener, analytics, faults, header_mode())
+        .await
+        .unwrap();
+    let profile = tempdir::Profile::new("high-load");
+    let client = browser(&driver, &profile).await;
+
+    client.goto(&format!("{}/#high-load", server.base_url)).await.unwrap();
+    client.find(Locator::Id("hl-run")).await.unwrap().click().await.unwrap();
+    let started = Instant::now();
+    let state = loop {
+        let state = text(&client, "hl-state").await;
+        if !state.is_empty() && !state.contains("running") {
+            break state;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the scenarios did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    screenshot(&client, "high-load-run").await;
+    let rows = text(&client, "hl-rows").await;
+    assert_eq!(
+        state,
+        "all scenarios passed",
+        "{rows}\n{}",
+        text(&client, "hl-log").await
+    );
+    for name in [
+        "traffic spike",
+        "circuit breaker",
+        "cache performance",
+        "graceful degradation",
+        "integration",
+    ] {
+        assert!(rows.contains(name), "{rows:?} lacks {name}");
+    }
+    assert_eq!(rows.matches("pass").count(), 5, "{rows:?}");
+    let errors = console_errors(&client).await;
+    assert!(errors.is_empty(), "browser console errors: {errors:#?}");
+    client.close().await.unwrap();
+}

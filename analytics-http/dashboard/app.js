@@ -631,20 +631,25 @@ const operations = {
   },
 
   // The readiness route needs no tenant and is not rate limited: polling it costs no quota.
+  // It answers 503 with the same report when the service is not ready: shown, not an error.
   async refresh() {
     showError("operations", null);
     try {
-      const health = await client.call("/api/analytics/health");
+      const response = await fetch("/api/analytics/health", { headers: { Accept: "application/json" } });
+      const health = await response.json().catch(() => null);
+      if (!health || !health.metrics) throw new ApiError(response.status, health, null);
       const m = health.metrics;
       const b = m.circuitBreaker;
-      definitions($("ops-breaker"), [["State", b.state], ["Failures", b.failureCount], ["Successes", b.successCount],
-        ["Rejected", b.rejectedCount], ["Failure rate", b.failureRate === null ? "–" : pct(b.failureRate / 100)]]);
+      definitions($("ops-breaker"), b ? [["State", b.state], ["Failures", b.failureCount], ["Successes", b.successCount],
+        ["Rejected", b.rejectedCount], ["Failure rate", b.failureRate === null ? "–" : pct(b.failureRate / 100)]]
+        : [["State", "no breaker configured"]]);
       definitions($("ops-load"), [["Level", m.load.level], ["Requests/s", fmt.format(m.load.requestsPerSecond)],
         ["Avg latency", `${m.load.avgResponseTime.toFixed(2)} ms`], ["In flight", m.load.inFlight], ["Shed", m.load.shed],
         ["Status", health.status]]);
-      definitions($("ops-cache"), [["Hit rate", `${m.cache.hitRate.toFixed(1)}%`], ["Entries", fmt.format(m.cache.entries)],
-        ["Size", `${fmt.format(m.cache.size)} B`], ["Hits", fmt.format(m.cache.hits)], ["Misses", fmt.format(m.cache.misses)],
-        ["Stale hits", fmt.format(m.cache.staleHits)]]);
+      const c = m.cache;
+      definitions($("ops-cache"), c ? [["Hit rate", `${c.hitRate.toFixed(1)}%`], ["Entries", fmt.format(c.entries)],
+        ["Size", `${fmt.format(c.size)} B`], ["Hits", fmt.format(c.hits)], ["Misses", fmt.format(c.misses)],
+        ["Stale hits", fmt.format(c.staleHits)]] : [["State", "cache unavailable"]]);
       highLoad.gauges(m);
     } catch (error) {
       showError("operations", error);
@@ -661,7 +666,7 @@ const highLoad = {
   gauges(m) {
     $("hl-rps").textContent = fmt.format(m.load.requestsPerSecond);
     $("hl-latency").textContent = `${m.load.avgResponseTime.toFixed(1)} ms`;
-    $("hl-hit").textContent = `${m.cache.hitRate.toFixed(1)}%`;
+    $("hl-hit").textContent = m.cache ? `${m.cache.hitRate.toFixed(1)}%` : "–";
   },
 
   async run() {

@@ -204,6 +204,20 @@ fn number(text: &str) -> u64 {
     digits.parse().unwrap_or_else(|_| panic!("not a number: {text:?}"))
 }
 
+async fn click(client: &Client, locator: Locator<'_>) {
+    client.find(locator).await.unwrap().click().await.unwrap();
+}
+
+async fn select(client: &Client, id: &str, value: &str) {
+    client
+        .find(Locator::Id(id))
+        .await
+        .unwrap()
+        .select_by_value(value)
+        .await
+        .unwrap();
+}
+
 async fn set_input(client: &Client, id: &str, value: &str) {
     let input = client.find(Locator::Id(id)).await.unwrap();
     input.clear().await.unwrap();
@@ -329,13 +343,7 @@ async fn the_dashboard_shows_what_the_api_answers() {
         month.body.total_events, week.body.total_events,
         "the data distinguishes the presets"
     );
-    client
-        .find(Locator::Id("preset"))
-        .await
-        .unwrap()
-        .select_by_value("30d")
-        .await
-        .unwrap();
+    select(&client, "preset", "30d").await;
     let want = month.body.total_events.to_string();
     wait_text(&client, "total-events", "the 30-day total", |t| {
         number_or_zero(t).to_string() == want
@@ -368,13 +376,7 @@ async fn the_dashboard_shows_what_the_api_answers() {
     client.goto(&format!("{base}/#generator")).await.unwrap();
     set_input(&client, "gen-count", "3").await;
     set_input(&client, "gen-days", "0").await;
-    client
-        .find(Locator::Id("gen-send"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::Id("gen-send")).await;
     wait_text(&client, "gen-status", "done", |t| t.contains("done")).await;
     let sent_at = Instant::now();
     assert!(text(&client, "gen-status").await.starts_with("3 accepted"));
@@ -395,20 +397,8 @@ async fn the_dashboard_shows_what_the_api_answers() {
 
     // Event log: 25 per page, "Older" until the oldest; every event exactly once.
     client.goto(&format!("{base}/#events")).await.unwrap();
-    client
-        .find(Locator::Id("log-limit"))
-        .await
-        .unwrap()
-        .select_by_value("25")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("#events-form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    select(&client, "log-limit", "25").await;
+    click(&client, Locator::Css("#events-form button")).await;
     let all = analytics
         .event_log(
             &tenant,
@@ -430,13 +420,7 @@ async fn the_dashboard_shows_what_the_api_answers() {
             seen.push(row.attr("data-id").await.unwrap().unwrap());
         }
         if page == 1 {
-            client
-                .find(Locator::Css("#log-rows tr[data-id]"))
-                .await
-                .unwrap()
-                .click()
-                .await
-                .unwrap();
+            click(&client, Locator::Css("#log-rows tr[data-id]")).await;
             let detail = text(&client, "detail-json").await;
             assert!(detail.contains("\"eventType\""), "{detail:?}");
             screenshot(&client, "events").await;
@@ -455,13 +439,7 @@ async fn the_dashboard_shows_what_the_api_answers() {
     client.goto(&format!("{base}/#experiments")).await.unwrap();
     set_input(&client, "exp-id", EXPERIMENT).await;
     set_input(&client, "exp-name", "Dashboard test").await;
-    client
-        .find(Locator::Css("#exp-form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::Css("#exp-form button")).await;
     wait_text(&client, "exp-result-rows", "both variants", |t| {
         t.contains("control") && t.contains("treatment")
     })
@@ -520,24 +498,12 @@ async fn an_api_key_is_asked_once_and_never_put_in_a_url() {
     let form = client.wait().for_element(Locator::Id("api-key")).await.unwrap();
     assert!(form.is_displayed().await.unwrap(), "the sign-in form shows");
     form.send_keys("not-a-key").await.unwrap();
-    client
-        .find(Locator::Css("#sign-in-form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::Css("#sign-in-form button")).await;
     wait_text(&client, "sign-in-error", "the refusal", |t| t.contains("not valid")).await;
     screenshot(&client, "sign-in").await;
 
     set_input(&client, "api-key", "key-acme-browser").await;
-    client
-        .find(Locator::Css("#sign-in-form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::Css("#sign-in-form button")).await;
     let week = api_summary(&analytics, &tenant, 6).await;
     let shown = wait_text(&client, "total-events", "a number", |t| t != "–").await;
     assert_eq!(number(&shown), week.body.total_events);
@@ -561,13 +527,7 @@ async fn an_api_key_is_asked_once_and_never_put_in_a_url() {
     // A reload keeps the session; the live stream authenticates with the header too.
     client.goto(&format!("{base}/dashboard#live")).await.unwrap();
     wait_text(&client, "live-state", "open", |t| t == "open").await;
-    client
-        .find(Locator::Id("sign-out"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, Locator::Id("sign-out")).await;
     let cleared = client
         .execute("return sessionStorage.getItem('analytics.apiKey');", vec![])
         .await
@@ -601,7 +561,7 @@ async fn the_high_load_view_runs_the_scenarios_on_a_demo_server() {
     let client = browser(&driver, &profile).await;
 
     client.goto(&format!("{}/#high-load", server.base_url)).await.unwrap();
-    client.find(Locator::Id("hl-run")).await.unwrap().click().await.unwrap();
+    click(&client, Locator::Id("hl-run")).await;
     let started = Instant::now();
     let state = loop {
         let state = text(&client, "hl-state").await;
@@ -632,7 +592,12 @@ async fn the_high_load_view_runs_the_scenarios_on_a_demo_server() {
         assert!(rows.contains(name), "{rows:?} lacks {name}");
     }
     assert_eq!(rows.matches("pass").count(), 5, "{rows:?}");
-    let errors = console_errors(&client).await;
+    // While the scenarios fail the store, readiness truthfully answers 503, which Chromium logs.
+    let errors: Vec<String> = console_errors(&client)
+        .await
+        .into_iter()
+        .filter(|e| !(e.contains("/api/analytics/health") && e.contains("status of 503")))
+        .collect();
     assert!(errors.is_empty(), "browser console errors: {errors:#?}");
     client.close().await.unwrap();
 }

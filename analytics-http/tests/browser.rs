@@ -183,19 +183,52 @@ async fn text(client: &Client, id: &str) -> String {
     client.find(Locator::Id(id)).await.unwrap().text().await.unwrap()
 }
 
+/// Resolves with the element's rendered text as soon as it differs from `seen` (at once when it
+/// already does), or with the unchanged text after `within` ms: the browser signals the change
+/// through a `MutationObserver`, so the test neither polls nor sleeps.
+const NEXT_TEXT: &str = "
+    const [id, seen, within, done] = arguments;
+    const el = document.getElementById(id);
+    const text = () => el.innerText;
+    if (text() !== seen) return done(text());
+    const observer = new MutationObserver(() => {
+        if (text() !== seen) { observer.disconnect(); clearTimeout(timer); done(text()); }
+    });
+    const timer = setTimeout(() => { observer.disconnect(); done(text()); }, within);
+    observer.observe(el, { childList: true, subtree: true, characterData: true, attributes: true });
+";
+
 /// Waits until the element's text satisfies `ready`; returns it.
 async fn wait_text(client: &Client, id: &str, what: &str, ready: impl Fn(&str) -> bool) -> String {
-    let started = Instant::now();
+    wait_text_within(client, id, what, WAIT, ready).await
+}
+
+/// [`wait_text`] with its own deadline.
+async fn wait_text_within(
+    client: &Client,
+    id: &str,
+    what: &str,
+    within: Duration,
+    ready: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + within;
+    let mut seen = Value::Null;
     loop {
-        let value = text(client, id).await;
-        if ready(&value) {
-            return value;
+        // WebDriver's default script timeout is 30 s: each wait stays under it.
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_secs(20));
+        let args = vec![json!(id), seen.clone(), json!(left.as_millis() as u64)];
+        let value = client.execute_async(NEXT_TEXT, args).await.unwrap();
+        let text = value.as_str().unwrap_or_default().to_owned();
+        if ready(&text) {
+            return text;
         }
         assert!(
-            started.elapsed() < WAIT,
-            "#{id} never showed {what}; it shows {value:?}"
+            Instant::now() < deadline,
+            "#{id} never showed {what}; it shows {text:?}"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        seen = value;
     }
 }
 
@@ -562,18 +595,14 @@ async fn the_high_load_view_runs_the_scenarios_on_a_demo_server() {
 
     client.goto(&format!("{}/#high-load", server.base_url)).await.unwrap();
     click(&client, Locator::Id("hl-run")).await;
-    let started = Instant::now();
-    let state = loop {
-        let state = text(&client, "hl-state").await;
-        if !state.is_empty() && !state.contains("running") {
-            break state;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "the scenarios did not finish"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let state = wait_text_within(
+        &client,
+        "hl-state",
+        "the scenarios' outcome",
+        Duration::from_secs(90),
+        |t| !t.is_empty() && !t.contains("running"),
+    )
+    .await;
     screenshot(&client, "high-load-run").await;
     let rows = text(&client, "hl-rows").await;
     assert_eq!(

@@ -109,17 +109,20 @@ impl EventLogRequest {
         };
         let end = match end {
             Some(raw) => parse_bound(Some(raw), "endDate", Tz::UTC, true)?,
+            // After every start a date or RFC 3339 instant can name, so an open range is never
+            // empty (an earlier end once blamed `endDate` for a late `startDate` given alone).
             None => open_end(),
         };
         Ok(Some(TimeRange::new(start, end)?))
     }
 }
 
-/// The end of an open-ended range: later than any event can be.
+/// The end of an open-ended range: the first instant of the year 10000, later than any event
+/// can be.
 fn open_end() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("9999-12-31T00:00:00Z")
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    chrono::NaiveDate::from_ymd_opt(10_000, 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map_or(DateTime::<Utc>::MAX_UTC, |t| t.and_utc())
 }
 
 impl Analytics {
@@ -195,5 +198,12 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(field(bad_start).as_deref(), Some("startDate"));
+        for late in ["9999-12-31", "9999-12-31T23:59:59.999999Z"] {
+            let open = EventLogRequest {
+                start_date: Some(late.into()),
+                ..Default::default()
+            };
+            assert!(open.to_query(&tenant()).is_ok(), "{late} alone starts an open range");
+        }
     }
 }

@@ -232,8 +232,9 @@ impl Query {
     /// A query from typed parts.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] on `startDate` before 1970, or on `groupBy` when the series would
-    /// exceed [`MAX_BUCKETS`].
+    /// [`Error::InvalidInput`] on `startDate` before 1970, on `startDate` or `endDate` past the
+    /// year 9999 in the query's timezone (a bucket there has no RFC 3339 timestamp), or on
+    /// `groupBy` when the series would exceed [`MAX_BUCKETS`].
     pub fn new(
         tenant: TenantId,
         range: TimeRange,
@@ -243,6 +244,21 @@ impl Query {
     ) -> Result<Self> {
         if range.start() < MIN_TIMESTAMP {
             return Err(Error::invalid("startDate", "must not be before 1970-01-01"));
+        }
+        // RFC 3339 has four-digit years: every instant of the range, read in the query's
+        // timezone, must fall in year 9999 or before (the end is exclusive).
+        let last = range.end() - chrono::TimeDelta::microseconds(1);
+        if time::local_year(range.start(), timezone) > 9999 {
+            return Err(Error::invalid(
+                "startDate",
+                "must be before the year 10000 in the query's timezone",
+            ));
+        }
+        if time::local_year(last, timezone) > 9999 {
+            return Err(Error::invalid(
+                "endDate",
+                "must be before the year 10000 in the query's timezone",
+            ));
         }
         let range = TimeRange::new(truncate_to_micros(range.start()), truncate_to_micros(range.end()))?;
         let bucket_starts = OnceLock::new();
@@ -475,6 +491,37 @@ mod tests {
         );
         assert_eq!(q.bucket_starts().len(), 31);
         assert_eq!(q.granularity(), Granularity::Day);
+    }
+
+    #[test]
+    fn every_bucket_is_before_the_year_10000_in_the_query_timezone() {
+        let kiritimati = |start: &str, end: &str| {
+            let request = SummaryRequest::new(start, end)
+                .timezone("Pacific/Kiritimati")
+                .group_by(Granularity::Hour);
+            Query::parse(&tenant(), &request).map_err(|e| e.field().map(str::to_owned))
+        };
+        // The last local day, whole: its end is exclusive, so no bucket reaches 10000.
+        let last_day = kiritimati("9999-12-31", "9999-12-31").unwrap();
+        let zeros = Aggregates {
+            time_series: vec![0; last_day.bucket_starts().len()],
+            ..Aggregates::default()
+        };
+        let stamps: Vec<String> = SummaryBody::assemble(&zeros, &last_day)
+            .time_series_data
+            .into_iter()
+            .map(|p| p.timestamp)
+            .collect();
+        assert_eq!(stamps.last().map(String::as_str), Some("9999-12-31T23:00:00+14:00"));
+        // 9999-12-31T12:00Z is already 10000-01-01 at +14:00.
+        assert_eq!(
+            kiritimati("9999-12-31T12:00:00Z", "9999-12-31T13:00:00Z").unwrap_err(),
+            Some("startDate".into())
+        );
+        assert_eq!(
+            kiritimati("9999-12-30T00:00:00Z", "9999-12-31T12:00:00Z").unwrap_err(),
+            Some("endDate".into())
+        );
     }
 
     #[test]

@@ -180,6 +180,11 @@ fn first_instant_at_or_after(tz: Tz, naive: NaiveDateTime) -> DateTime<Utc> {
     DateTime::from_timestamp(after, 0).expect("within chrono's range")
 }
 
+/// The calendar year of `t` in `tz`.
+pub fn local_year(t: DateTime<Utc>, tz: Tz) -> i32 {
+    t.with_timezone(&tz).year()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,8 +5,8 @@
 //! request's span (which carries its request id), and stays reachable as the
 //! [`source`](std::error::Error::source) of the [`ApiError`].
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
 
 use analytics_core::Error;
 use analytics_core::resilience::rate_limit::ceil_secs;
@@ -14,6 +14,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
+
+use crate::log_throttle::{LogThrottle, Verdict};
 
 /// An error response. Built from core's [`Error`] (the status follows its variant) or directly
 /// for failures only HTTP has (unknown parameters, bodies too large, forbidden tenants).
@@ -166,17 +168,28 @@ impl From<ApiError> for ErrorBody {
     }
 }
 
+/// 5xx failures by status and code, logged once per window each (see [`LogThrottle`]).
+static FAILURES: LazyLock<LogThrottle<(u16, &'static str)>> = LazyLock::new(LogThrottle::default);
+
+impl ApiError {
+    /// Logs a server-side failure with its underlying error, unless one like it was logged
+    /// within the window; the next line of its kind says how many were left out.
+    fn log(&self) {
+        let status = self.status.as_u16();
+        let Verdict::Log { suppressed } = FAILURES.check((status, self.code), Instant::now()) else {
+            return;
+        };
+        match &self.source {
+            Some(error) => tracing::warn!(status, code = self.code, suppressed, %error, "request failed"),
+            None => tracing::warn!(status, code = self.code, suppressed, message = %self.message, "request failed"),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
-            match &self.source {
-                Some(error) => {
-                    tracing::warn!(status = self.status.as_u16(), code = self.code, %error, "request failed")
-                }
-                None => {
-                    tracing::warn!(status = self.status.as_u16(), code = self.code, message = %self.message, "request failed")
-                }
-            }
+            self.log();
         }
         let (status, retry_after) = (self.status, self.retry_after);
         let mut response = (status, axum::Json(ErrorBody::from(self))).into_response();

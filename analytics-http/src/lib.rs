@@ -149,6 +149,7 @@ mod dashboard;
 pub mod demo;
 mod error;
 mod limit_headers;
+mod log_throttle;
 mod metrics;
 mod params;
 mod parsed;
@@ -283,15 +284,20 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn(json_errors))
         .layer(from_fn_with_state(state.metrics_handle(), metrics::record_request))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
-            let id = request
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id = %id,
+        // Failures are logged once per kind and window by `ApiError`, not per request here.
+        .layer(
+            TraceLayer::new_for_http()
+                .on_failure(())
+                .make_span_with(|request: &Request| {
+                    let id = request
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id = %id,
                 tenant = tracing::field::Empty)
-        }))
+                }),
+        )
         .layer(SetRequestIdLayer::new(request_id, RequestIds::default()))
         .with_state(state)
 }

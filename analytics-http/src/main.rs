@@ -1,5 +1,7 @@
 //! `analytics-server`: the analytics HTTP API as a process. See [`analytics_http::server`].
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 use mimalloc::MiMalloc;
 use tracing_subscriber::EnvFilter;
@@ -13,6 +15,8 @@ static ALLOCATOR: MiMalloc = MiMalloc;
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn")))
+        // Colour codes only for a person at a terminal, never into a file or a log collector.
+        .with_ansi(std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .init();
     let cli = analytics_http::server::Cli::parse();
     match analytics_http::server::run(cli).await {

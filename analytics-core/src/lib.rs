@@ -85,6 +85,6 @@ pub use analytics::{
     Analytics, AnalyticsBuilder, Assignment, Change, ChangeNotice, ComparedSummary, Comparison, EventLog,
     EventLogRequest, HealthReport, HealthStatus, Ingested, LiveConfig, LiveSummary, LiveUpdate, MemoPolicy,
     PaginatedSummary, PeriodComparison, Realtime, SeriesPageRequest, SeriesPagination, ServingPolicy, SummaryOptions,
-    Warmed,
+    TenantCacheStats, Warmed,
 };
 pub use error::{Error, ErrorKind, Result};

@@ -22,7 +22,8 @@
 //! [`AuthMode::Header`]):
 //! - `GET /analytics/summary` (with `compare=previous`, also the previous period and the change),
 //!   `/analytics/summary/paginated`, `/analytics/summary/stream` (Server-Sent Events; also at
-//!   `/analytics/stream`), `/analytics/realtime`, `/analytics/cache/stats`;
+//!   `/analytics/stream`), `/analytics/realtime`, `/analytics/cache/stats` (the caller's own
+//!   hits and misses, the breaker's state, the load level: no other tenant's traffic);
 //!   `POST /analytics/cache/clear`, `/analytics/cache/warm`;
 //! - `POST /events`, `/events/batch`; `GET /events`;
 //! - `POST /experiments`, `GET /experiments`, `GET|PATCH /experiments/{id}`,
@@ -30,8 +31,8 @@
 //!   `POST /experiments/{id}/exposures`.
 //!
 //! Without a tenant (monitoring systems have none), and showing no tenant's data:
-//! `GET /health` (and `/api/health`: liveness), `GET /api/analytics/health` (readiness: breaker,
-//! load, cache, store), `GET /metrics` (Prometheus), `GET /openapi.json`; with the `dashboard`
+//! `GET /health` (and `/api/health`: liveness), `GET /api/analytics/health` (readiness, for
+//! operators: breaker, load, the whole cache's counts, store), `GET /metrics` (Prometheus), `GET /openapi.json`; with the `dashboard`
 //! feature, the dashboard page at `/` and `/dashboard`.
 //!
 //! ## Tenancy

@@ -321,10 +321,25 @@ async fn health_and_cache_routes_have_seed_000_shapes() {
     assert!(metrics["cache"]["hitRate"].as_f64().unwrap() > 0.0);
     assert!(metrics["cache"]["size"].as_u64().unwrap() > 0);
 
+    // Another tenant's traffic shows in neither the counts nor the hit rate of this one.
+    for _ in 0..3 {
+        let reply = app
+            .send(request(Method::GET, &uri, Some(KEY_BETA), None))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
     let stats = app.get("/api/analytics/cache/stats").await;
-    assert_eq!(stats.body["cache"]["hits"], 1);
-    assert_eq!(stats.body["cache"]["misses"], 1);
-    assert_eq!(stats.body["circuitBreaker"]["state"], "CLOSED");
+    assert_eq!(
+        stats.body["cache"],
+        json!({"hits": 1, "staleHits": 0, "misses": 1, "hitRate": 50.0})
+    );
+    assert_eq!(stats.body["circuitBreaker"], json!({"state": "CLOSED"}));
+    assert_eq!(stats.body["load"], json!({"level": "NORMAL"}));
+    let beta = app
+        .send(request(Method::GET, "/api/analytics/cache/stats", Some(KEY_BETA), None))
+        .await;
+    assert_eq!(beta.body["cache"]["hits"], 2);
+    assert_eq!(beta.body["cache"]["misses"], 1);
 
     let cleared = app.post("/api/analytics/cache/clear", Value::Null).await;
     assert_eq!(cleared.status, StatusCode::OK, "{}", cleared.body);

@@ -160,6 +160,7 @@ impl AnalyticsBuilder {
                 memo: RegistryMemo::new(self.memo),
                 live: LiveHub::new(self.live),
                 decoded: papaya::HashMap::new(),
+                tenant_counts: Default::default(),
                 changes,
             }),
         })

@@ -10,6 +10,7 @@ mod memo;
 mod realtime;
 mod series;
 mod summary;
+mod tenant_stats;
 mod warm;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ pub use memo::MemoPolicy;
 pub use realtime::{REALTIME_WINDOW, Realtime};
 pub use series::{DEFAULT_SERIES_PAGE, MAX_SERIES_PAGE, PaginatedSummary, SeriesPageRequest, SeriesPagination};
 pub use summary::SummaryOptions;
+pub use tenant_stats::TenantCacheStats;
 pub use warm::{MAX_WARM_RANGES, Warmed};
 
 use crate::cache::policy::ingest_tags;
@@ -109,6 +111,8 @@ struct Inner {
     /// Decoded cache hits by key, with the bytes they were decoded from.
     decoded: papaya::HashMap<CacheKey, (Arc<[u8]>, Arc<summary::CachedSummary>)>,
     changes: broadcast::Sender<ChangeNotice>,
+    /// Each tenant's own cache figures.
+    tenant_counts: tenant_stats::TenantCacheCounts,
 }
 
 impl Analytics {
@@ -287,7 +291,8 @@ impl Analytics {
         Ok((tenant, key))
     }
 
-    /// Cache counters and size.
+    /// Cache counters and size, over every tenant: for operators. A tenant's own figures:
+    /// [`tenant_cache_stats`](Self::tenant_cache_stats).
     ///
     /// # Errors
     /// Cache backend errors.

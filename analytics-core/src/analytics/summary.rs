@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::Analytics;
+use super::tenant_stats::Answered;
 use crate::cache::{CacheEntry, CacheHit, CacheKey, Freshness, TagVersions};
 use crate::clock::{delta, elapsed};
 use crate::error::{Error, Result};
@@ -230,6 +231,12 @@ impl Analytics {
             },
         };
         drop(guard);
+        let answered = match (served.age.is_some(), served.stale) {
+            (true, false) => Answered::Hit,
+            (true, true) => Answered::StaleHit,
+            (false, _) => Answered::Miss,
+        };
+        inner.tenant_counts.record(query.tenant(), answered);
         Ok(Answer {
             query,
             served,

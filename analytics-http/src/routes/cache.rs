@@ -1,50 +1,65 @@
 //! `/analytics/cache/*`: statistics, clearing the caller's cached answers, warming ranges.
 
-use std::sync::Arc;
-
+use analytics_core::query::LoadLevel;
 use analytics_core::query::SummaryRequest;
-use analytics_core::{Analytics, Warmed};
+use analytics_core::{Analytics, TenantCacheStats, Warmed};
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::health::{BreakerView, CacheView, LoadView};
+use super::health::BreakerView;
 use crate::body::JsonBody;
 use crate::caller::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::metrics::Metrics;
 use crate::params::{NoParams, Params};
 
-/// Cache statistics.
+/// The caller's cache figures and the service's state. Only the caller's own counts: the
+/// cache's process-wide figures are in `/metrics` and the readiness report.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct CacheStatsBody {
-    /// The cache (shared by every tenant: counts only, no data).
-    cache: CacheView,
-    /// The breaker, when there is one.
+    /// How the caller's summaries were answered.
+    cache: TenantCacheStats,
+    /// The breaker's state, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    circuit_breaker: Option<BreakerView>,
-    /// Load.
-    load: LoadView,
+    circuit_breaker: Option<BreakerStateView>,
+    /// The load level.
+    load: LoadLevelView,
 }
 
-/// Cache, breaker and load statistics.
+/// The breaker's state, without the process-wide call counts.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct BreakerStateView {
+    /// `CLOSED`, `OPEN`, `HALF_OPEN`, `DISABLED`, `FORCED_OPEN`, `METRICS_ONLY`.
+    state: String,
+}
+
+/// The load level, without the process-wide request rates.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LoadLevelView {
+    /// `NORMAL`, `ELEVATED`, `HIGH` or `CRITICAL`.
+    level: LoadLevel,
+}
+
+/// The caller's cache figures, the breaker's state and the load level.
 #[utoipa::path(get, path = "/api/analytics/cache/stats", tag = "cache",
     responses((status = 200, body = CacheStatsBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub(crate) async fn cache_stats(
     State(analytics): State<Analytics>,
-    State(metrics): State<Arc<Metrics>>,
-    _caller: Caller,
+    caller: Caller,
     _: Params<NoParams>,
-) -> Result<Json<CacheStatsBody>, ApiError> {
-    let stats = analytics.cache_stats().await?;
-    Ok(Json(CacheStatsBody {
-        cache: stats.into(),
-        circuit_breaker: analytics.breaker().map(|b| b.metrics().into()),
-        load: LoadView::new(analytics.load().snapshot(), metrics.requests_per_second()),
-    }))
+) -> Json<CacheStatsBody> {
+    Json(CacheStatsBody {
+        cache: analytics.tenant_cache_stats(&caller.tenant),
+        circuit_breaker: analytics.breaker().map(|b| BreakerStateView {
+            state: BreakerView::from(b.metrics()).state,
+        }),
+        load: LoadLevelView {
+            level: analytics.load().snapshot().level,
+        },
+    })
 }
 
 /// The answer to a cache clear.

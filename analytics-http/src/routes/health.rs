@@ -24,7 +24,7 @@ use crate::params::{NoParams, Params};
 #[serde(rename_all = "camelCase")]
 pub(crate) struct BreakerView {
     /// `CLOSED`, `OPEN`, `HALF_OPEN`, `DISABLED`, `FORCED_OPEN`, `METRICS_ONLY`.
-    state: String,
+    pub(super) state: String,
     /// Failed calls since start.
     failure_count: u64,
     /// Successful calls since start.

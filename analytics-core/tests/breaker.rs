@@ -148,7 +148,9 @@ impl Model {
                 .map(|o| (o.1, o.2))
                 .collect(),
         };
-        if window.len() as u32 >= self.config.minimum_calls && self.too_bad(&window) {
+        let in_a_row = self.closed_outcomes.iter().rev().take_while(|o| o.1).count() as u32;
+        let too_many_in_a_row = self.config.consecutive_failures.is_some_and(|n| in_a_row >= n);
+        if (window.len() as u32 >= self.config.minimum_calls && self.too_bad(&window)) || too_many_in_a_row {
             self.go(S::Open, now);
         }
     }
@@ -191,14 +193,16 @@ fn config() -> impl Strategy<Value = BreakerConfig> {
         1u64..10,
         1u32..4,
         prop::option::of(5u64..30),
+        prop::option::of(1u32..6),
     )
         .prop_map(
-            |(window, failure, slow, slow_secs, minimum, wait, permits, max_wait)| BreakerConfig {
+            |(window, failure, slow, slow_secs, minimum, wait, permits, max_wait, in_a_row)| BreakerConfig {
                 window,
                 failure_rate_threshold: failure,
                 slow_call_rate_threshold: slow,
                 slow_call_duration: Duration::from_secs(slow_secs),
                 minimum_calls: minimum,
+                consecutive_failures: in_a_row,
                 wait_in_open: Duration::from_secs(wait),
                 half_open_permits: permits,
                 max_wait_in_half_open: max_wait.map(Duration::from_secs),
@@ -327,6 +331,44 @@ fn failed_trials_reopen_and_permanent_errors_do_not_count() {
 }
 
 #[test]
+fn failures_in_a_row_open_the_breaker_below_the_minimum_calls() {
+    let clock = clock();
+    // Rates need 20 calls here; the default 5 failures in a row open at once.
+    let low_traffic = BreakerConfig {
+        minimum_calls: 20,
+        ..BreakerConfig::default()
+    };
+    let breaker = breaker(low_traffic, &clock);
+    for _ in 0..4 {
+        breaker.try_acquire().unwrap().failure(&transient());
+    }
+    breaker.try_acquire().unwrap().success();
+    for _ in 0..4 {
+        breaker.try_acquire().unwrap().failure(&transient());
+    }
+    assert_eq!(
+        breaker.state(),
+        BreakerState::Closed,
+        "a success in between starts the count again"
+    );
+    breaker.try_acquire().unwrap().failure(&transient());
+    assert_eq!(
+        breaker.state(),
+        BreakerState::Open,
+        "five failures in a row, 20 calls or not"
+    );
+    let off = BreakerConfig {
+        consecutive_failures: None,
+        ..low_traffic
+    };
+    let rates_only = self::breaker(off, &clock);
+    for _ in 0..19 {
+        rates_only.try_acquire().unwrap().failure(&transient());
+    }
+    assert_eq!(rates_only.state(), BreakerState::Closed, "rates wait for the minimum");
+}
+
+#[test]
 fn slow_calls_open_the_breaker() {
     let clock = clock();
     let config = BreakerConfig {
@@ -423,6 +465,12 @@ fn invalid_settings_are_rejected_by_name() {
     };
     let err = CircuitBreaker::new(bad, Arc::new(clock())).unwrap_err();
     assert!(matches!(err, Error::InvalidInput { field, .. } if field == "halfOpenPermits"));
+    let never = BreakerConfig {
+        consecutive_failures: Some(0),
+        ..BreakerConfig::default()
+    };
+    let err = CircuitBreaker::new(never, Arc::new(clock())).unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { field, .. } if field == "consecutiveFailures"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use analytics_core::Analytics;
 use analytics_core::model::{ApiKey, Tenant, TenantId};
-use analytics_core::resilience::{EndpointClass, FailMode, LimitRule, RateLimitPolicy, RateLimits};
+use analytics_core::resilience::{BreakerConfig, EndpointClass, FailMode, LimitRule, RateLimitPolicy, RateLimits};
 use analytics_core::store::EventStore;
 use clap::{Args, Parser, Subcommand};
 use tokio::net::TcpListener;
@@ -73,6 +73,15 @@ pub struct Backends {
     /// instances; rate limits are then shared through Redis too).
     #[arg(long, env = "ANALYTICS_CACHE", default_value = "memory", global = true)]
     pub cache: String,
+    /// Milliseconds a request waits for a PostgreSQL connection (to connect, or for one to
+    /// free up) before it fails as unavailable: bounds the wait while the store is first
+    /// failing, before the breaker opens.
+    #[arg(long, env = "ANALYTICS_STORE_TIMEOUT_MS", default_value_t = 500, global = true)]
+    pub store_timeout_ms: u64,
+    /// Seconds the store's breaker stays open before trial calls test it again (it also opens
+    /// after 5 failed calls in a row, however little traffic there is).
+    #[arg(long, env = "ANALYTICS_BREAKER_OPEN_WAIT", default_value_t = 30, global = true)]
+    pub breaker_open_wait: u64,
 }
 
 /// Serving options.
@@ -187,7 +196,11 @@ async fn serve(backends: &Backends, args: &ServeArgs) -> Result<(), BoxError> {
 /// # Errors
 /// Unknown backend URLs, connection failures.
 pub async fn build(backends: &Backends, limits: RateLimits) -> Result<Analytics, BoxError> {
-    let mut builder = Analytics::builder().rate_limits(limits);
+    let breaker = BreakerConfig {
+        wait_in_open: Duration::from_secs(backends.breaker_open_wait),
+        ..BreakerConfig::default()
+    };
+    let mut builder = Analytics::builder().rate_limits(limits).breaker(Some(breaker));
     builder = match backends.store.as_str() {
         "memory" => {
             if backends.read_url.is_some() {
@@ -196,7 +209,8 @@ pub async fn build(backends: &Backends, limits: RateLimits) -> Result<Analytics,
             builder
         }
         url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            builder.store(postgres_store(url, backends.read_url.as_deref()).await?)
+            let timeout = Duration::from_millis(backends.store_timeout_ms);
+            builder.store(postgres_store(url, backends.read_url.as_deref(), timeout).await?)
         }
         other => return Err(format!("--store must be `memory` or a postgres:// URL, not {other:?}").into()),
     };
@@ -209,8 +223,8 @@ pub async fn build(backends: &Backends, limits: RateLimits) -> Result<Analytics,
 }
 
 #[cfg(feature = "postgres")]
-async fn postgres_store(url: &str, read_url: Option<&str>) -> Result<Arc<dyn EventStore>, BoxError> {
-    let mut config = analytics_postgres::PostgresConfig::new(url);
+async fn postgres_store(url: &str, read_url: Option<&str>, timeout: Duration) -> Result<Arc<dyn EventStore>, BoxError> {
+    let mut config = analytics_postgres::PostgresConfig::new(url).acquire_timeout(timeout);
     if let Some(read) = read_url {
         config = config.read_replica(read);
     }
@@ -218,7 +232,7 @@ async fn postgres_store(url: &str, read_url: Option<&str>) -> Result<Arc<dyn Eve
 }
 
 #[cfg(not(feature = "postgres"))]
-async fn postgres_store(_url: &str, _read_url: Option<&str>) -> Result<Arc<dyn EventStore>, BoxError> {
+async fn postgres_store(_url: &str, _read_url: Option<&str>, _: Duration) -> Result<Arc<dyn EventStore>, BoxError> {
     Err("this build has no PostgreSQL support (feature `postgres`)".into())
 }
 

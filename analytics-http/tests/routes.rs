@@ -323,9 +323,7 @@ async fn health_and_cache_routes_have_seed_000_shapes() {
 
     // Another tenant's traffic shows in neither the counts nor the hit rate of this one.
     for _ in 0..3 {
-        let reply = app
-            .send(request(Method::GET, &uri, Some(KEY_BETA), None))
-            .await;
+        let reply = app.send(request(Method::GET, &uri, Some(KEY_BETA), None)).await;
         assert_eq!(reply.status, StatusCode::OK);
     }
     let stats = app.get("/api/analytics/cache/stats").await;

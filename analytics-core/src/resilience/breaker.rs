@@ -46,8 +46,8 @@ pub enum FailurePolicy {
 }
 
 /// Breaker settings. Defaults: count window of 20 calls, at least 10 calls before rates count,
-/// 50% failure rate, 100% slow-call rate with calls slower than 5 s being slow, 30 s open,
-/// 5 half-open permits, at most 60 s half-open, transient errors only.
+/// 50% failure rate, 100% slow-call rate with calls slower than 5 s being slow, or 5 failures in
+/// a row, 30 s open, 5 half-open permits, at most 60 s half-open, transient errors only.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BreakerConfig {
     /// The sliding window.
@@ -60,6 +60,10 @@ pub struct BreakerConfig {
     pub slow_call_duration: Duration,
     /// Rates are not evaluated before the window holds this many calls.
     pub minimum_calls: u32,
+    /// Open after this many failed calls in a row, however few calls the window holds, so a
+    /// service with little traffic stops waiting on a dead dependency after a few requests
+    /// rather than after `minimum_calls` (`None`: rates only).
+    pub consecutive_failures: Option<u32>,
     /// How long to stay open before trying half-open.
     pub wait_in_open: Duration,
     /// Trial calls admitted in half-open; their outcome decides.
@@ -78,6 +82,7 @@ impl Default for BreakerConfig {
             slow_call_rate_threshold: 100.0,
             slow_call_duration: Duration::from_secs(5),
             minimum_calls: 10,
+            consecutive_failures: Some(5),
             wait_in_open: Duration::from_secs(30),
             half_open_permits: 5,
             max_wait_in_half_open: Some(Duration::from_secs(60)),
@@ -107,6 +112,9 @@ impl BreakerConfig {
         }
         if self.minimum_calls == 0 {
             return Err(Error::invalid("minimumCalls", "must be at least 1"));
+        }
+        if self.consecutive_failures == Some(0) {
+            return Err(Error::invalid("consecutiveFailures", "must be at least 1"));
         }
         if self.half_open_permits == 0 {
             return Err(Error::invalid("halfOpenPermits", "must be at least 1"));
@@ -304,6 +312,8 @@ struct Inner {
     window: Window,
     trial_admitted: u32,
     trial: Tally,
+    /// Failed calls in a row while closed (any success resets it).
+    consecutive_failures: u32,
     successes_total: u64,
     failures_total: u64,
     rejected_total: u64,
@@ -355,6 +365,7 @@ impl CircuitBreaker {
             window: Window::new(config.window),
             trial_admitted: 0,
             trial: Tally::default(),
+            consecutive_failures: 0,
             successes_total: 0,
             failures_total: 0,
             rejected_total: 0,
@@ -548,6 +559,7 @@ impl Shared {
         inner.phase += 1;
         inner.trial_admitted = 0;
         inner.trial = Tally::default();
+        inner.consecutive_failures = 0;
         if to == BreakerState::Closed || to == BreakerState::MetricsOnly {
             inner.window = Window::new(self.config.window);
         }
@@ -603,8 +615,14 @@ impl Shared {
             state @ (BreakerState::Closed | BreakerState::MetricsOnly) => {
                 let now_secs = now_micros.div_euclid(1_000_000);
                 inner.window.record(failed, slow, now_secs);
+                inner.consecutive_failures = if failed { inner.consecutive_failures + 1 } else { 0 };
                 let tally = inner.window.tally(now_secs);
-                if state == BreakerState::Closed && tally.calls >= self.config.minimum_calls && self.exceeds(tally) {
+                let rates = tally.calls >= self.config.minimum_calls && self.exceeds(tally);
+                let in_a_row = self
+                    .config
+                    .consecutive_failures
+                    .is_some_and(|n| inner.consecutive_failures >= n);
+                if state == BreakerState::Closed && (rates || in_a_row) {
                     self.transition(&mut inner, BreakerState::Open, now());
                 }
             }

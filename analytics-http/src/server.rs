@@ -82,6 +82,11 @@ pub struct Backends {
     /// after 5 failed calls in a row, however little traffic there is).
     #[arg(long, env = "ANALYTICS_BREAKER_OPEN_WAIT", default_value_t = 30, global = true)]
     pub breaker_open_wait: u64,
+    /// Milliseconds to wait for a Redis reply (connecting: twice that). Redis has its own
+    /// breakers (cache and rate limits): after 3 failures in a row it is left alone for 5 s,
+    /// summaries come from the store uncached and limits follow their failure policy.
+    #[arg(long, env = "ANALYTICS_CACHE_TIMEOUT_MS", default_value_t = 250, global = true)]
+    pub cache_timeout_ms: u64,
 }
 
 /// Serving options.
@@ -216,7 +221,9 @@ pub async fn build(backends: &Backends, limits: RateLimits) -> Result<Analytics,
     };
     builder = match backends.cache.as_str() {
         "memory" => builder,
-        url if url.starts_with("redis://") || url.starts_with("rediss://") => redis_backends(builder, url).await?,
+        url if url.starts_with("redis://") || url.starts_with("rediss://") => {
+            redis_backends(builder, url, Duration::from_millis(backends.cache_timeout_ms)).await?
+        }
         other => return Err(format!("--cache must be `memory` or a redis:// URL, not {other:?}").into()),
     };
     Ok(builder.build()?)
@@ -240,17 +247,32 @@ async fn postgres_store(_url: &str, _read_url: Option<&str>, _: Duration) -> Res
 async fn redis_backends(
     builder: analytics_core::AnalyticsBuilder,
     url: &str,
+    timeout: Duration,
 ) -> Result<analytics_core::AnalyticsBuilder, BoxError> {
-    let config = analytics_redis::RedisConfig::new(url);
+    use analytics_core::resilience::{BreakerCache, BreakerRateLimitStore, CircuitBreaker, dependency_breaker_config};
+
+    let config = analytics_redis::RedisConfig::new(url)
+        .response_timeout(timeout)
+        .connection_timeout(timeout * 2);
     let cache = analytics_redis::TieredCache::connect(&config, analytics_core::cache::MokaCache::default()).await?;
     let limiter = analytics_redis::RedisRateLimitStore::connect(&config).await?;
-    Ok(builder.cache(Arc::new(cache)).rate_limit_store(Arc::new(limiter)))
+    // Each dependency fails on its own: a dead Redis must not cost every request its timeout.
+    let breaker = || {
+        CircuitBreaker::new(
+            dependency_breaker_config(),
+            Arc::new(analytics_core::clock::SystemClock::new()),
+        )
+    };
+    Ok(builder
+        .cache(Arc::new(BreakerCache::new(Arc::new(cache), breaker()?)))
+        .rate_limit_store(Arc::new(BreakerRateLimitStore::new(Arc::new(limiter), breaker()?))))
 }
 
 #[cfg(not(feature = "redis"))]
 async fn redis_backends(
     _builder: analytics_core::AnalyticsBuilder,
     _url: &str,
+    _: Duration,
 ) -> Result<analytics_core::AnalyticsBuilder, BoxError> {
     Err("this build has no Redis support (feature `redis`)".into())
 }

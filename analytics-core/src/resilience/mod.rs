@@ -4,6 +4,7 @@
 //! shared between instances (limiter counters) sits behind a trait the Redis adapter implements.
 
 pub mod breaker;
+mod breaker_backends;
 mod breaker_store;
 pub mod load;
 pub mod rate_limit;
@@ -13,6 +14,7 @@ mod rate_limit_memory;
 pub use breaker::{
     BreakerConfig, BreakerMetrics, BreakerPermit, BreakerState, CircuitBreaker, FailurePolicy, SlidingWindow,
 };
+pub use breaker_backends::{BreakerCache, BreakerRateLimitStore, dependency_breaker_config};
 pub use breaker_store::BreakerStore;
 pub use load::{Degradation, LoadConfig, LoadGuard, LoadShedder, LoadSnapshot, Priority};
 pub use rate_limit::{

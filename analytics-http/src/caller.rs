@@ -1,6 +1,8 @@
 //! Who is calling: authentication into a tenant, `X-Priority`, and the per-tenant rate limit
 //! whose headers go on every response.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use analytics_core::model::{ApiKey, TenantId};
 use analytics_core::resilience::{EndpointClass, Priority};
 use axum::extract::{FromRequestParts, Request, State};
@@ -69,6 +71,12 @@ pub(crate) async fn tenant_layer(State(state): State<AppState>, mut request: Req
         refusal.retry_after = decision.retry_after;
         refusal.into_response()
     };
+    if decision.unchecked {
+        response
+            .headers_mut()
+            .insert(UNCHECKED_HEADER, axum::http::HeaderValue::from_static("true"));
+    }
+    log_limit_enforcement(decision.unchecked);
     let constant = state.limit_headers().of(class);
     crate::limit_headers::write(
         response.headers_mut(),
@@ -76,6 +84,26 @@ pub(crate) async fn tenant_layer(State(state): State<AppState>, mut request: Req
         constant,
     );
     response
+}
+
+/// Set (`true`) on responses admitted without a rate-limit check: the limit store was
+/// unavailable and the rule fails open.
+pub const UNCHECKED_HEADER: &str = "x-ratelimit-unchecked";
+
+/// Whether the last decision was unchecked, to log each change once rather than per request.
+static LIMITS_UNCHECKED: AtomicBool = AtomicBool::new(false);
+
+fn log_limit_enforcement(unchecked: bool) {
+    // A plain load on every request; the shared line is written only at a change.
+    if LIMITS_UNCHECKED.load(Ordering::Relaxed) != unchecked
+        && LIMITS_UNCHECKED.swap(unchecked, Ordering::Relaxed) != unchecked
+    {
+        if unchecked {
+            tracing::warn!("rate limits not enforced: the limit store is unavailable and the rules fail open");
+        } else {
+            tracing::info!("rate limits enforced again: the limit store answers");
+        }
+    }
 }
 
 async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {

@@ -75,7 +75,10 @@
 //!   `Retry-After`), 500. A 5xx body never carries the underlying error's text (driver
 //!   messages, SQL): that goes to the log, in the request's span with its request id.
 //! - Every tenant-scoped response carries the rate-limit headers of its endpoint class
-//!   (`X-RateLimit-*`, `RateLimit`, `RateLimit-Policy`).
+//!   (`X-RateLimit-*`, `RateLimit`, `RateLimit-Policy`). When the limit store is unavailable a
+//!   rule that fails open admits with `X-RateLimit-Unchecked: true` (counted in the metric
+//!   `analytics_rate_limit_unchecked`, logged once when enforcement stops and once when it
+//!   resumes); one that fails closed answers 503 with `Retry-After`.
 //! - `X-Priority` (1–10) feeds load shedding; `X-Request-Id` is set (or kept) and echoed;
 //!   requests are traced with their tenant; responses are gzip-compressed when asked.
 //!
@@ -176,7 +179,7 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
 pub use body::JsonBody;
-pub use caller::{API_KEY_HEADER, Caller, PRIORITY_HEADER, TENANT_HEADER, endpoint_class};
+pub use caller::{API_KEY_HEADER, Caller, PRIORITY_HEADER, TENANT_HEADER, UNCHECKED_HEADER, endpoint_class};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use metrics::Metrics;
 pub use state::{AppState, AuthMode, HttpConfig, StreamConfig};

@@ -52,6 +52,7 @@ struct FacadeGauges {
     cache_misses: Gauge,
     cache_entries: Gauge,
     cache_bytes: Gauge,
+    limits_unchecked: Gauge,
 }
 
 /// The adapter's metrics. Cheap to share; recording is lock-free apart from the per-second
@@ -108,6 +109,11 @@ impl Metrics {
         registry.register("cache_misses", "Cache misses since start", facade.cache_misses.clone());
         registry.register("cache_entries", "Entries in the cache", facade.cache_entries.clone());
         registry.register("cache_bytes", "Bytes held by the cache", facade.cache_bytes.clone());
+        registry.register(
+            "rate_limit_unchecked",
+            "Requests admitted without a rate-limit check since start (limit store unavailable, rule fails open)",
+            facade.limits_unchecked.clone(),
+        );
         Self {
             registry,
             requests,
@@ -152,6 +158,10 @@ impl Metrics {
         facade.in_flight.set(i64::from(load.in_flight));
         facade.load_limit.set(load.limit);
         facade.shed.set(i64::try_from(load.shed).unwrap_or(i64::MAX));
+        let unchecked = analytics.rate_limiter().unchecked_total();
+        facade
+            .limits_unchecked
+            .set(i64::try_from(unchecked).unwrap_or(i64::MAX));
         if let Some(breaker) = analytics.breaker() {
             let current = breaker.state();
             for state in [

@@ -436,6 +436,8 @@ pub struct RateLimiter {
     store: Arc<dyn RateLimitStore>,
     limits: Arc<RateLimits>,
     clock: Arc<dyn Clock>,
+    /// Requests admitted unchecked because the state store was unavailable.
+    unchecked: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl RateLimiter {
@@ -445,7 +447,14 @@ impl RateLimiter {
             store,
             limits: Arc::new(limits),
             clock,
+            unchecked: Arc::default(),
         }
+    }
+
+    /// Requests admitted without a check since start, because the state store was unavailable
+    /// and their rule fails open (a metric: limits are not being enforced).
+    pub fn unchecked_total(&self) -> u64 {
+        self.unchecked.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The rules in force.
@@ -467,15 +476,18 @@ impl RateLimiter {
         match self.store.check(&key, &rule.policy, now).await {
             Ok(decision) => Ok(decision),
             Err(error) => match rule.fail {
-                FailMode::Open => Ok(RateLimitDecision {
-                    allowed: true,
-                    limit: rule.policy.header_limit(),
-                    remaining: rule.policy.header_limit(),
-                    reset_after: Duration::ZERO,
-                    retry_after: None,
-                    window: rule.policy.window(),
-                    unchecked: true,
-                }),
+                FailMode::Open => {
+                    self.unchecked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Ok(RateLimitDecision {
+                        allowed: true,
+                        limit: rule.policy.header_limit(),
+                        remaining: rule.policy.header_limit(),
+                        reset_after: Duration::ZERO,
+                        retry_after: None,
+                        window: rule.policy.window(),
+                        unchecked: true,
+                    })
+                }
                 FailMode::Closed => Err(Error::Unavailable {
                     message: format!("rate limit state unavailable ({error}); refusing by policy"),
                     retry_after: Some(Duration::from_secs(1)),

@@ -83,8 +83,8 @@ pub mod testkit;
 
 pub use analytics::{
     Analytics, AnalyticsBuilder, Assignment, Change, ChangeNotice, ComparedSummary, Comparison, EventLog,
-    EventLogRequest, HealthReport, HealthStatus, Ingested, LiveConfig, LiveSummary, LiveUpdate, MemoPolicy,
-    PaginatedSummary, PeriodComparison, Realtime, SeriesPageRequest, SeriesPagination, ServingPolicy, SummaryOptions,
-    TenantCacheStats, Warmed,
+    EventLogRequest, HEALTH_PROBE_TIMEOUT, HealthReport, HealthStatus, Ingested, LiveConfig, LiveSummary, LiveUpdate,
+    MemoPolicy, PaginatedSummary, PeriodComparison, Realtime, SeriesPageRequest, SeriesPagination, ServingPolicy,
+    SummaryOptions, TenantCacheStats, Warmed,
 };
 pub use error::{Error, ErrorKind, Result};

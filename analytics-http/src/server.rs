@@ -263,9 +263,12 @@ async fn redis_backends(
             Arc::new(analytics_core::clock::SystemClock::new()),
         )
     };
+    let (cache_breaker, limits_breaker) = (breaker()?, breaker()?);
     Ok(builder
-        .cache(Arc::new(BreakerCache::new(Arc::new(cache), breaker()?)))
-        .rate_limit_store(Arc::new(BreakerRateLimitStore::new(Arc::new(limiter), breaker()?))))
+        .dependency_breaker("cache", cache_breaker.clone())
+        .dependency_breaker("rateLimits", limits_breaker.clone())
+        .cache(Arc::new(BreakerCache::new(Arc::new(cache), cache_breaker)))
+        .rate_limit_store(Arc::new(BreakerRateLimitStore::new(Arc::new(limiter), limits_breaker))))
 }
 
 #[cfg(not(feature = "redis"))]

@@ -56,6 +56,7 @@ pub struct AnalyticsBuilder {
     limits: RateLimits,
     memo: MemoPolicy,
     live: LiveConfig,
+    dependency_breakers: Vec<(String, CircuitBreaker)>,
 }
 
 impl AnalyticsBuilder {
@@ -94,6 +95,14 @@ impl AnalyticsBuilder {
     /// `None` for no breaker.
     pub fn breaker(mut self, config: Option<BreakerConfig>) -> Self {
         self.breaker = Some(config);
+        self
+    }
+
+    /// Reports `breaker` (of a dependency such as the cache or the rate-limit store, which the
+    /// facade reaches through a decorator it cannot see into) in [`health`](Analytics::health)
+    /// under `name`; while it is not closed the service reports itself degraded.
+    pub fn dependency_breaker(mut self, name: impl Into<String>, breaker: CircuitBreaker) -> Self {
+        self.dependency_breakers.push((name.into(), breaker));
         self
     }
 
@@ -161,6 +170,7 @@ impl AnalyticsBuilder {
                 live: LiveHub::new(self.live),
                 decoded: papaya::HashMap::new(),
                 tenant_counts: Default::default(),
+                dependency_breakers: self.dependency_breakers,
                 changes,
             }),
         })

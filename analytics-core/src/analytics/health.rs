@@ -1,5 +1,7 @@
 //! [`HealthReport`]: everything an operator's health endpoint shows.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -38,22 +40,56 @@ pub struct HealthReport {
     pub load: LoadSnapshot,
     /// Cache counters, or why they could not be had.
     pub cache: Result<CacheStats, String>,
+    /// The breakers of the other dependencies (the cache, the rate-limit store), by name.
+    pub dependencies: Vec<(String, BreakerMetrics)>,
+}
+
+/// How long a health report waits for the store's or the cache's own report: health must
+/// answer while a dependency hangs, saying so.
+pub const HEALTH_PROBE_TIMEOUT: Duration = Duration::from_millis(250);
+
+async fn probe<T>(what: &str, report: impl Future<Output = crate::Result<T>>) -> Result<T, String> {
+    match tokio::time::timeout(HEALTH_PROBE_TIMEOUT, report).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err(format!(
+            "{what} did not answer within {} ms",
+            HEALTH_PROBE_TIMEOUT.as_millis()
+        )),
+    }
 }
 
 impl Analytics {
-    /// A health report. Never fails: each part reports its own error.
+    /// A health report. Never fails: each part reports its own error, and neither the store nor
+    /// the cache is waited on longer than [`HEALTH_PROBE_TIMEOUT`] (both are asked at once).
     pub async fn health(&self) -> HealthReport {
         let inner = &self.inner;
-        let store = inner.store.health().await.map_err(|e| e.to_string());
+        let (store, cache) = tokio::join!(
+            probe("the store", inner.store.health()),
+            probe("the cache", inner.cache.stats())
+        );
         let circuit_breaker = inner.breaker.as_ref().map(|b| b.metrics());
         let load = inner.load.snapshot();
-        let cache = inner.cache.stats().await.map_err(|e| e.to_string());
+        let dependencies: Vec<(String, BreakerMetrics)> = inner
+            .dependency_breakers
+            .iter()
+            .map(|(name, breaker)| (name.clone(), breaker.metrics()))
+            .collect();
+        let dependency_open = dependencies.iter().any(|(_, m)| {
+            matches!(
+                m.state,
+                BreakerState::Open | BreakerState::ForcedOpen | BreakerState::HalfOpen
+            )
+        });
         let breaker_state = circuit_breaker.as_ref().map(|m| m.state);
         let status = if !store.as_ref().is_ok_and(|s| s.healthy)
             || matches!(breaker_state, Some(BreakerState::Open | BreakerState::ForcedOpen))
         {
             HealthStatus::Unhealthy
-        } else if load.level >= LoadLevel::High || breaker_state == Some(BreakerState::HalfOpen) || cache.is_err() {
+        } else if load.level >= LoadLevel::High
+            || breaker_state == Some(BreakerState::HalfOpen)
+            || cache.is_err()
+            || dependency_open
+        {
             HealthStatus::Degraded
         } else {
             HealthStatus::Healthy
@@ -65,6 +101,7 @@ impl Analytics {
             circuit_breaker,
             load,
             cache,
+            dependencies,
         }
     }
 }

@@ -21,7 +21,7 @@ pub use builder::{AnalyticsBuilder, ServingPolicy};
 pub use compare::{Change, ComparedSummary, Comparison, PeriodComparison};
 pub use event_log::{DEFAULT_EVENT_PAGE, EventLog, EventLogRequest};
 pub use experiments::Assignment;
-pub use health::{HealthReport, HealthStatus};
+pub use health::{HEALTH_PROBE_TIMEOUT, HealthReport, HealthStatus};
 pub use live::{LiveConfig, LiveSummary, LiveUpdate};
 pub use memo::MemoPolicy;
 pub use realtime::{REALTIME_WINDOW, Realtime};
@@ -113,6 +113,8 @@ struct Inner {
     changes: broadcast::Sender<ChangeNotice>,
     /// Each tenant's own cache figures.
     tenant_counts: tenant_stats::TenantCacheCounts,
+    /// Breakers of other dependencies, reported by health.
+    dependency_breakers: Vec<(String, CircuitBreaker)>,
 }
 
 impl Analytics {

@@ -1,6 +1,7 @@
 //! `GET /api/analytics/health`: the service's readiness for operators and monitoring systems —
 //! breaker, load, cache and store — without a tenant and without any tenant's data.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use analytics_core::cache::CacheStats;
@@ -135,6 +136,10 @@ pub(crate) struct HealthMetrics {
     cache: Option<CacheView>,
     /// The store.
     store: StoreView,
+    /// The breakers of the other dependencies (`cache`, `rateLimits`), by name; absent when
+    /// there are none (the embedded default).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    dependencies: BTreeMap<String, BreakerView>,
 }
 
 /// The store's health: what it is and whether it answers (its details stay in the log).
@@ -178,6 +183,11 @@ pub(crate) async fn health(
             circuit_breaker: report.circuit_breaker.map(BreakerView::from),
             load: LoadView::new(report.load, metrics.requests_per_second()),
             cache: report.cache.ok().map(CacheView::from),
+            dependencies: report
+                .dependencies
+                .into_iter()
+                .map(|(name, breaker)| (name, BreakerView::from(breaker)))
+                .collect(),
             store,
         },
     };

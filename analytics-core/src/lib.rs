@@ -84,7 +84,7 @@ pub mod testkit;
 pub use analytics::{
     Analytics, AnalyticsBuilder, Assignment, Change, ChangeNotice, ComparedSummary, Comparison, EventLog,
     EventLogRequest, HEALTH_PROBE_TIMEOUT, HealthReport, HealthStatus, Ingested, LiveConfig, LiveSummary, LiveUpdate,
-    MemoPolicy, PaginatedSummary, PeriodComparison, Realtime, SeriesPageRequest, SeriesPagination, ServingPolicy,
-    SummaryOptions, TenantCacheStats, Warmed,
+    MemoPolicy, PaginatedSummary, PeriodComparison, Realtime, SETTLE_EVERY, SeriesPageRequest, SeriesPagination,
+    ServingPolicy, SummaryOptions, TenantCacheStats, Warmed,
 };
 pub use error::{Error, ErrorKind, Result};

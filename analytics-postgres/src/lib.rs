@@ -43,6 +43,8 @@
 //!   whole-experiment variant counts exactly from it (and variant event counts from
 //!   `period_stats`).
 //! - `tenants`, `api_keys` (SHA-256 hashes only), `experiments`.
+//! - `owed_invalidations`: cache invalidations owed by ingests committed while the cache was
+//!   unreachable, until an instance applies them (see `Analytics::ingest` in `analytics-core`).
 //!
 //! Key text columns are `COLLATE "C"`: byte-wise comparison, instead of the database default's
 //! locale-aware one that showed up in the ingest profile.
@@ -176,6 +178,7 @@ mod config;
 mod error;
 mod events;
 mod ingest;
+mod owed;
 mod partitions;
 mod rebuild;
 mod registry;

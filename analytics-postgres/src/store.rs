@@ -3,9 +3,12 @@
 use std::collections::BTreeMap;
 
 use analytics_core::Result;
+use analytics_core::cache::Tag;
 use analytics_core::model::{ApiKeyHash, Event, EventType, Experiment, ExperimentId, Tenant, TenantId, VariantKey};
 use analytics_core::query::{Aggregates, QueryPlan, VariantCounts};
-use analytics_core::store::{AppendOutcome, EventListQuery, EventPage, EventStore, StoreHealth, check_batch_tenant};
+use analytics_core::store::{
+    AppendOutcome, EventListQuery, EventPage, EventStore, OwedInvalidation, StoreHealth, check_batch_tenant,
+};
 use async_trait::async_trait;
 use sqlx::PgPool;
 
@@ -15,7 +18,7 @@ use crate::error::{self, corrupt};
 use crate::ingest::{IngestState, KnownExposures};
 use crate::partitions::Partitions;
 use crate::stats::{Dim, LEVEL_DAY, VARIANT_SEPARATOR};
-use crate::{events, ingest, rebuild, registry, stats, summary};
+use crate::{events, ingest, owed, rebuild, registry, stats, summary};
 
 /// The PostgreSQL [`EventStore`]. See the [crate docs](crate) for the schema and the figures.
 ///
@@ -192,6 +195,18 @@ impl EventStore for PostgresStore {
 
     async fn tenant_for_api_key(&self, key: &ApiKeyHash) -> Result<Option<TenantId>> {
         registry::tenant_for_api_key(&self.write, key).await
+    }
+
+    async fn owe_invalidation(&self, tenant: &TenantId, tags: &[Tag]) -> Result<()> {
+        owed::owe(&self.write, tenant, tags).await
+    }
+
+    async fn owed_invalidations(&self) -> Result<Vec<OwedInvalidation>> {
+        owed::owed(&self.write).await
+    }
+
+    async fn settle_invalidations(&self, ids: &[i64]) -> Result<()> {
+        owed::settle(&self.write, ids).await
     }
 
     async fn health(&self) -> Result<StoreHealth> {

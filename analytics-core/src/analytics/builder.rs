@@ -171,6 +171,7 @@ impl AnalyticsBuilder {
                 decoded: papaya::HashMap::new(),
                 tenant_counts: Default::default(),
                 dependency_breakers: self.dependency_breakers,
+                fence: Default::default(),
                 changes,
             }),
         })

@@ -7,6 +7,7 @@ mod experiments;
 mod health;
 pub mod live;
 mod memo;
+mod owed;
 mod realtime;
 mod series;
 mod summary;
@@ -24,6 +25,7 @@ pub use experiments::Assignment;
 pub use health::{HEALTH_PROBE_TIMEOUT, HealthReport, HealthStatus};
 pub use live::{LiveConfig, LiveSummary, LiveUpdate};
 pub use memo::MemoPolicy;
+pub use owed::SETTLE_EVERY;
 pub use realtime::{REALTIME_WINDOW, Realtime};
 pub use series::{DEFAULT_SERIES_PAGE, MAX_SERIES_PAGE, PaginatedSummary, SeriesPageRequest, SeriesPagination};
 pub use summary::SummaryOptions;
@@ -115,6 +117,8 @@ struct Inner {
     tenant_counts: tenant_stats::TenantCacheCounts,
     /// Breakers of other dependencies, reported by health.
     dependency_breakers: Vec<(String, CircuitBreaker)>,
+    /// Whether the cache may be used while invalidations are owed.
+    fence: owed::CacheFence,
 }
 
 impl Analytics {
@@ -159,13 +163,16 @@ impl Analytics {
     ///
     /// # Behavior
     /// Returns only after the store has committed the events and the cache has been
-    /// invalidated, so any read after it sees them. Events whose id the tenant already has are
+    /// invalidated — or, when the cache cannot be reached, the invalidation has been recorded in
+    /// the store and this instance has stopped using its cache until it is applied — so any
+    /// read after it sees them. Events whose id the tenant already has are
     /// reported as duplicates and not counted again, so a failed call can be retried as is.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] naming `events[i].field` (nothing is stored then);
-    /// store errors; a transient error if invalidation fails after the events were stored (retry:
-    /// the retry reports them as duplicates and invalidates again).
+    /// store errors; a transient error if, after the events were stored, neither the cache nor
+    /// the store took the invalidation (retry: the retry reports them as duplicates and
+    /// invalidates again).
     pub async fn ingest(&self, tenant: &TenantId, inputs: Vec<EventInput>) -> Result<AppendOutcome> {
         check_batch_size(inputs.len())?;
         let now = self.inner.clock.now();
@@ -197,16 +204,26 @@ impl Analytics {
     /// As [`ingest`](Self::ingest).
     pub async fn ingest_events(&self, tenant: &TenantId, events: Vec<Event>) -> Result<AppendOutcome> {
         check_batch_size(events.len())?;
+        self.ensure_settling();
         let outcome = self.inner.store.append(tenant, &events).await?;
         // Duplicates are invalidated too: they may be the retry of a call whose invalidation failed.
-        self.inner
-            .cache
-            .invalidate(tenant, &ingest_tags(&events))
-            .await
-            .map_err(|e| Error::Unavailable {
-                message: format!("events stored but cached answers could not be invalidated ({e}); retry the call"),
-                retry_after: e.retry_after(),
-            })?;
+        let tags = ingest_tags(&events);
+        if let Err(cache_error) = self.inner.cache.invalidate(tenant, &tags).await {
+            // The events are committed: owe the invalidation durably and stop trusting the
+            // cache here until it is applied (see `owed`), then acknowledge.
+            self.inner
+                .store
+                .owe_invalidation(tenant, &tags)
+                .await
+                .map_err(|e| Error::Unavailable {
+                    message: format!(
+                        "events stored but cached answers could not be invalidated ({cache_error}) nor the \
+                         invalidation recorded ({e}); retry the call"
+                    ),
+                    retry_after: e.retry_after().or(cache_error.retry_after()),
+                })?;
+            self.inner.fence.raise();
+        }
         if !outcome.accepted.is_empty() {
             // Nobody listening is fine.
             let _ = self.inner.changes.send(ChangeNotice {

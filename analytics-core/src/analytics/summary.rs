@@ -163,7 +163,14 @@ impl Analytics {
         let tags = inner.ttl.query_tags(&query, started);
         // A cache failure must not fail the query: without a lookup we answer from the store and
         // do not cache (we could not prove which tag versions the answer was computed under).
-        let lookup = inner.cache.get(query.tenant(), &key, &tags, started).await.ok();
+        // While invalidations are owed the cache may hold answers older than acknowledged writes:
+        // neither read nor fill it (see `owed`).
+        self.ensure_settling();
+        let lookup = if inner.fence.cache_trusted() {
+            inner.cache.get(query.tenant(), &key, &tags, started).await.ok()
+        } else {
+            None
+        };
         let (hit, versions) = match lookup {
             Some(l) => (l.hit, Some(l.tag_versions)),
             None => (None, None),

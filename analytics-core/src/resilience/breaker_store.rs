@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 
 use super::breaker::CircuitBreaker;
+use crate::cache::Tag;
 use crate::error::Result;
 use crate::model::{ApiKeyHash, Event, EventType, Experiment, ExperimentId, Tenant, TenantId, VariantKey};
 use crate::query::{Aggregates, QueryPlan, VariantCounts};
-use crate::store::{AppendOutcome, EventListQuery, EventPage, EventStore, StoreHealth};
+use crate::store::{AppendOutcome, EventListQuery, EventPage, EventStore, OwedInvalidation, StoreHealth};
 
 /// Wraps a store so every call passes through a circuit breaker: while it is open, calls fail
 /// fast with [`Error::Unavailable`](crate::Error::Unavailable) and a retry hint instead of
@@ -84,5 +85,14 @@ impl<S: EventStore> EventStore for BreakerStore<S> {
     /// Health is answered even while the breaker is open: it is how operators see the outage.
     async fn health(&self) -> Result<StoreHealth> {
         self.inner.health().await
+    }
+    async fn owe_invalidation(&self, tenant: &TenantId, tags: &[Tag]) -> Result<()> {
+        self.breaker.call(self.inner.owe_invalidation(tenant, tags)).await
+    }
+    async fn owed_invalidations(&self) -> Result<Vec<OwedInvalidation>> {
+        self.breaker.call(self.inner.owed_invalidations()).await
+    }
+    async fn settle_invalidations(&self, ids: &[i64]) -> Result<()> {
+        self.breaker.call(self.inner.settle_invalidations(ids)).await
     }
 }

@@ -8,8 +8,10 @@ use roaring::RoaringBitmap;
 
 use super::rollup::{Rollup, RollupLevels};
 use super::{
-    AppendOutcome, EventCursor, EventListQuery, EventPage, EventStore, Pagination, StoreHealth, check_batch_tenant,
+    AppendOutcome, EventCursor, EventListQuery, EventPage, EventStore, MAX_OWED_READ, OwedInvalidation, Pagination,
+    StoreHealth, check_batch_tenant,
 };
+use crate::cache::Tag;
 use crate::error::{Error, Result};
 use crate::model::{
     ApiKeyHash, Event, EventId, EventType, Experiment, ExperimentId, Tenant, TenantId, UserId, VariantKey,
@@ -36,6 +38,14 @@ pub struct MemoryStore {
     tenants: RwLock<HashMap<TenantId, Arc<RwLock<TenantEvents>>>>,
     experiments: RwLock<HashMap<TenantId, BTreeMap<ExperimentId, Experiment>>>,
     registry: RwLock<Registry>,
+    owed: RwLock<OwedLedger>,
+}
+
+/// Owed cache invalidations by id; ids are never reused.
+#[derive(Debug, Default)]
+struct OwedLedger {
+    last_id: i64,
+    debts: BTreeMap<i64, (TenantId, Vec<Tag>)>,
 }
 
 #[derive(Debug, Default)]
@@ -333,6 +343,32 @@ impl EventStore for MemoryStore {
             backend: "memory".into(),
             detail: format!("{tenants} tenants with events"),
         })
+    }
+    async fn owe_invalidation(&self, tenant: &TenantId, tags: &[Tag]) -> Result<()> {
+        let mut owed = write(&self.owed);
+        owed.last_id += 1;
+        let id = owed.last_id;
+        owed.debts.insert(id, (tenant.clone(), tags.to_vec()));
+        Ok(())
+    }
+    async fn owed_invalidations(&self) -> Result<Vec<OwedInvalidation>> {
+        Ok(read(&self.owed)
+            .debts
+            .iter()
+            .take(MAX_OWED_READ)
+            .map(|(id, (tenant, tags))| OwedInvalidation {
+                id: *id,
+                tenant: tenant.clone(),
+                tags: tags.clone(),
+            })
+            .collect())
+    }
+    async fn settle_invalidations(&self, ids: &[i64]) -> Result<()> {
+        let mut owed = write(&self.owed);
+        for id in ids {
+            owed.debts.remove(id);
+        }
+        Ok(())
     }
 }
 

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 pub use memory::MemoryStore;
 
+use crate::cache::Tag;
 use crate::error::{Error, Result};
 use crate::model::{
     ApiKeyHash, Event, EventId, EventType, Experiment, ExperimentId, Tenant, TenantId, UserId, VariantKey,
@@ -250,6 +251,31 @@ pub trait EventStore: Send + Sync + Debug {
 
     /// Whether the store can serve requests.
     async fn health(&self) -> Result<StoreHealth>;
+
+    /// Records, durably, that `tags` of `tenant` still have to be invalidated in the cache: the
+    /// events were stored but the cache could not be reached. Every instance settles these
+    /// before it trusts its cache again (see the facade's ingest).
+    async fn owe_invalidation(&self, tenant: &TenantId, tags: &[Tag]) -> Result<()>;
+
+    /// The owed invalidations, oldest first, at most [`MAX_OWED_READ`].
+    async fn owed_invalidations(&self) -> Result<Vec<OwedInvalidation>>;
+
+    /// Forgets owed invalidations the cache has taken.
+    async fn settle_invalidations(&self, ids: &[i64]) -> Result<()>;
+}
+
+/// How many owed invalidations [`EventStore::owed_invalidations`] returns at most.
+pub const MAX_OWED_READ: usize = 1000;
+
+/// An invalidation the cache still has to take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwedInvalidation {
+    /// Its id, for [`EventStore::settle_invalidations`].
+    pub id: i64,
+    /// Whose cached answers it concerns.
+    pub tenant: TenantId,
+    /// The tags to invalidate.
+    pub tags: Vec<Tag>,
 }
 
 /// Checks that every event of a batch belongs to `tenant`; stores call this first.
@@ -319,6 +345,15 @@ impl<T: EventStore + ?Sized> EventStore for std::sync::Arc<T> {
     }
     async fn health(&self) -> Result<StoreHealth> {
         (**self).health().await
+    }
+    async fn owe_invalidation(&self, tenant: &TenantId, tags: &[Tag]) -> Result<()> {
+        (**self).owe_invalidation(tenant, tags).await
+    }
+    async fn owed_invalidations(&self) -> Result<Vec<OwedInvalidation>> {
+        (**self).owed_invalidations().await
+    }
+    async fn settle_invalidations(&self, ids: &[i64]) -> Result<()> {
+        (**self).settle_invalidations(ids).await
     }
 }
 

@@ -9,10 +9,11 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use tokio::sync::Semaphore;
 
+use crate::cache::Tag;
 use crate::error::{Error, Result};
 use crate::model::{ApiKeyHash, Event, EventType, Experiment, ExperimentId, Tenant, TenantId, VariantKey};
 use crate::query::{Aggregates, QueryPlan, VariantCounts};
-use crate::store::{AppendOutcome, EventListQuery, EventPage, EventStore, StoreHealth};
+use crate::store::{AppendOutcome, EventListQuery, EventPage, EventStore, OwedInvalidation, StoreHealth};
 
 /// Wraps a store for fault and concurrency tests.
 ///
@@ -168,5 +169,17 @@ impl<S: EventStore> EventStore for InstrumentedStore<S> {
     async fn health(&self) -> Result<StoreHealth> {
         self.check()?;
         self.inner.health().await
+    }
+    async fn owe_invalidation(&self, tenant: &TenantId, tags: &[Tag]) -> Result<()> {
+        self.check()?;
+        self.inner.owe_invalidation(tenant, tags).await
+    }
+    async fn owed_invalidations(&self) -> Result<Vec<OwedInvalidation>> {
+        self.check()?;
+        self.inner.owed_invalidations().await
+    }
+    async fn settle_invalidations(&self, ids: &[i64]) -> Result<()> {
+        self.check()?;
+        self.inner.settle_invalidations(ids).await
     }
 }

@@ -8,6 +8,7 @@ use proptest::prelude::*;
 use super::data::{CaseNames, Dataset, QuerySpec, expected_appends};
 use super::{SuiteOptions, run_property};
 use crate::Error;
+use crate::cache::Tag;
 use crate::model::{
     ApiKey, Event, EventId, EventType, Experiment, ExperimentId, ExperimentInput, ExperimentPatch, ExperimentStatus,
     Tenant, TenantId,
@@ -26,6 +27,7 @@ pub async fn run_all(store: Arc<dyn EventStore>, options: SuiteOptions) {
     tenants_and_api_keys(&*store).await;
     rejects_events_of_another_tenant(&*store).await;
     health_reports(&*store).await;
+    owed_invalidations_round_trip(&*store).await;
 }
 
 /// Property: on generated multi-tenant data (with duplicate ids, retried batches and ids shared
@@ -439,4 +441,28 @@ pub async fn health_reports(store: &dyn EventStore) {
     let health = store.health().await.expect("health");
     assert!(health.healthy, "{health:?}");
     assert!(!health.backend.is_empty());
+}
+
+/// Owed cache invalidations are kept until settled, oldest first, with their tenant and tags;
+/// settling some leaves the others.
+pub async fn owed_invalidations_round_trip(store: &dyn EventStore) {
+    let names = CaseNames::fresh();
+    let (first, second) = (&names.tenants[0], &names.tenants[1]);
+    let tags = |name: &str| vec![Tag::tenant(), Tag::from_text(name)];
+    store.owe_invalidation(first, &tags("a")).await.expect("owe");
+    store.owe_invalidation(second, &tags("b")).await.expect("owe");
+    // Other tests may owe concurrently on a shared server: look only at this case's tenants.
+    let mine = |all: Vec<crate::store::OwedInvalidation>| -> Vec<_> {
+        all.into_iter().filter(|o| names.tenants.contains(&o.tenant)).collect()
+    };
+    let owed = mine(store.owed_invalidations().await.expect("owed"));
+    assert_eq!(owed.len(), 2, "{owed:?}");
+    assert_eq!((&owed[0].tenant, &owed[0].tags), (first, &tags("a")), "oldest first");
+    assert_eq!((&owed[1].tenant, &owed[1].tags), (second, &tags("b")));
+    store.settle_invalidations(&[owed[0].id]).await.expect("settle");
+    let left = mine(store.owed_invalidations().await.expect("owed"));
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, owed[1].id);
+    store.settle_invalidations(&[owed[1].id]).await.expect("settle");
+    assert!(mine(store.owed_invalidations().await.expect("owed")).is_empty());
 }

@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use analytics_core::cache::Tag;
 use analytics_core::model::{ApiKeyHash, Event, EventType, Experiment, ExperimentId, Tenant, TenantId, VariantKey};
 use analytics_core::query::{Aggregates, QueryPlan, VariantCounts};
-use analytics_core::store::{AppendOutcome, EventListQuery, EventPage, EventStore, StoreHealth};
+use analytics_core::store::{AppendOutcome, EventListQuery, EventPage, EventStore, OwedInvalidation, StoreHealth};
 use analytics_core::{Error, Result};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -134,5 +135,17 @@ impl<S: EventStore> EventStore for FaultyStore<S> {
     async fn health(&self) -> Result<StoreHealth> {
         self.switch.apply().await?;
         self.inner.health().await
+    }
+    async fn owe_invalidation(&self, tenant: &TenantId, tags: &[Tag]) -> Result<()> {
+        self.switch.apply().await?;
+        self.inner.owe_invalidation(tenant, tags).await
+    }
+    async fn owed_invalidations(&self) -> Result<Vec<OwedInvalidation>> {
+        self.switch.apply().await?;
+        self.inner.owed_invalidations().await
+    }
+    async fn settle_invalidations(&self, ids: &[i64]) -> Result<()> {
+        self.switch.apply().await?;
+        self.inner.settle_invalidations(ids).await
     }
 }

@@ -53,7 +53,8 @@ fn pg_bin() -> Option<PathBuf> {
 }
 
 impl Postgres {
-    fn start() -> Option<Self> {
+    /// A cluster of its own for the test `name` (tests of one binary run at once).
+    fn start(name: &str) -> Option<Self> {
         let Some(bin) = pg_bin() else {
             if std::env::var("ANALYTICS_REQUIRE_SERVERS").as_deref() == Ok("1") {
                 panic!("PostgreSQL's initdb is not installed but ANALYTICS_REQUIRE_SERVERS=1");
@@ -61,7 +62,7 @@ impl Postgres {
             eprintln!("skipping postgres_faults: install postgresql to run it");
             return None;
         };
-        let data = std::env::temp_dir().join(format!("analytics-pg-faults-{}", std::process::id()));
+        let data = std::env::temp_dir().join(format!("analytics-pg-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data);
         std::fs::create_dir_all(&data).unwrap();
         if is_root() {
@@ -155,7 +156,7 @@ const JANUARY: &str = "startDate=2024-01-01&endDate=2024-01-31";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_stopped_and_started_again() {
-    let Some(pg) = Postgres::start() else {
+    let Some(pg) = Postgres::start("stopped") else {
         return;
     };
     let store = pg.url();
@@ -237,4 +238,85 @@ async fn postgres_stopped_and_started_again() {
     );
     keyed.terminate();
     header.terminate();
+}
+
+/// `kill -9` of the server during concurrent batch ingest with clients that retry the same ids
+/// until acknowledged, then a new server on the same database: every event counted exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_during_ingest_loses_nothing_and_counts_nothing_twice() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let Some(pg) = Postgres::start("crash") else {
+        return;
+    };
+    let store = pg.url();
+    let args = [
+        "--store",
+        store.as_str(),
+        "--auth",
+        "header",
+        "--default-tenant",
+        "acme",
+    ];
+    let first = Server::start(&args);
+    let base = Arc::new(std::sync::RwLock::new(first.base.clone()));
+    let acknowledged = Arc::new(AtomicUsize::new(0));
+    let (progress, mut watch) = tokio::sync::watch::channel(0usize);
+    let progress = Arc::new(progress);
+    const CLIENTS: usize = 4;
+    const BATCHES: usize = 15;
+    const EVENTS: usize = 100;
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let (base, acknowledged, progress) = (base.clone(), acknowledged.clone(), progress.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                for batch in 0..BATCHES {
+                    let events: Vec<Value> = (0..EVENTS)
+                        .map(|i| {
+                            json!({"id": format!("c{client}-b{batch}-{i}"), "eventType": "click",
+                                   "timestamp": format!("2024-01-{:02}T10:00:00Z", 1 + (batch + i) % 28)})
+                        })
+                        .collect();
+                    // Retried with the same ids until acknowledged, whichever server answers.
+                    let deadline = Instant::now() + Duration::from_secs(60);
+                    loop {
+                        let url = format!("{}/api/events/batch", base.read().unwrap());
+                        let sent = http.post(url).json(&json!({ "events": events })).send().await;
+                        if sent.is_ok_and(|r| r.status().is_success()) {
+                            let done = acknowledged.fetch_add(1, Ordering::SeqCst) + 1;
+                            progress.send_replace(done);
+                            break;
+                        }
+                        assert!(
+                            Instant::now() < deadline,
+                            "batch {batch} of client {client} never acknowledged"
+                        );
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    // Crash the server once a few batches are in, mid-stream.
+    watch.wait_for(|done| *done >= CLIENTS * 2).await.unwrap();
+    first.kill();
+    let second = Server::start(&args);
+    *base.write().unwrap() = second.base.clone();
+    for client in clients {
+        client.await.unwrap();
+    }
+    let http = reqwest::Client::new();
+    let summary = format!(
+        "{}/api/analytics/summary?{JANUARY}&skipCache=true&exact=true",
+        second.base
+    );
+    let body: Value = http.get(summary).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        body["totalEvents"],
+        CLIENTS * BATCHES * EVENTS,
+        "every acknowledged event once: {body}"
+    );
+    second.terminate();
 }

@@ -35,6 +35,12 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    /// Kills it (SIGKILL: no shutdown, as a crash) and waits for it to be gone.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM and waits for a clean exit.
     pub fn terminate(mut self) {
         let status = Command::new("kill")

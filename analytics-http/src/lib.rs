@@ -200,7 +200,7 @@ use routes::{cache, events, experiments, health, ops, stream, summary};
         ops::liveness, ops::metrics, ops::openapi,
     ),
     components(schemas(analytics_core::ComparedSummary)),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &CommonResponses),
     security(("apiKey" = []), ("tenantHeader" = [])),
 )]
 pub struct ApiDoc;
@@ -219,6 +219,68 @@ impl utoipa::Modify for SecuritySchemes {
             "tenantHeader",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Tenant-Id"))),
         );
+    }
+}
+
+/// The error statuses every route of a kind can answer, stated once for all of them rather than
+/// on each handler: any route refuses a bad parameter (400); a tenant-scoped one may refuse the
+/// caller (401, 403), limit it (429) or be unavailable (503); one with a body may refuse the
+/// body (408, 413, 415, 422).
+struct CommonResponses;
+
+impl utoipa::Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let error = |description: &str| {
+            let content = ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build();
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content("application/json", content)
+                    .build(),
+            )
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.patch,
+                &mut item.put,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let mut statuses = vec![("400", "A malformed, unknown or repeated parameter or header, named")];
+                // Tenant-scoped routes inherit the document's security; the others clear it.
+                if operation.security.is_none() {
+                    statuses.extend([
+                        ("401", "No credential, or one the server does not know"),
+                        ("403", "A body or parameter naming another tenant"),
+                        ("429", "Over the rate limit; `Retry-After` says when to try again"),
+                        (
+                            "503",
+                            "Overloaded or a backend unavailable; `Retry-After` says when to try again",
+                        ),
+                    ]);
+                }
+                if operation.request_body.is_some() {
+                    statuses.extend([
+                        ("408", "The body stopped arriving"),
+                        ("413", "The body is over the limit"),
+                        ("415", "The body is not JSON"),
+                        ("422", "A body that does not validate, the field named"),
+                    ]);
+                }
+                for (status, description) in statuses {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| error(description));
+                }
+            }
+        }
     }
 }
 

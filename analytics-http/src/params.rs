@@ -109,14 +109,19 @@ macro_rules! summary_params {
             #[param(required = true)]
             pub(crate) end_date: Option<String>,
             /// `hour`, `day` (default), `week` or `month`.
+            #[param(value_type = Option<analytics_core::query::Granularity>)]
             pub(crate) group_by: Option<String>,
             /// IANA timezone of the buckets and dates (default `UTC`).
+            #[param(min_length = 1)]
             pub(crate) timezone: Option<String>,
             /// Only events of this type.
+            #[param(value_type = Option<analytics_core::model::EventType>)]
             pub(crate) event_type: Option<String>,
             /// Only events of this user.
+            #[param(value_type = Option<analytics_core::model::UserId>)]
             pub(crate) user_id: Option<String>,
             /// Only this experiment's events, with per-variant stats.
+            #[param(value_type = Option<analytics_core::model::ExperimentId>)]
             pub(crate) experiment_id: Option<String>,
             /// Count unique users exactly (`true`, `1`, or present without a value).
             #[serde(default, deserialize_with = "flag")]
@@ -152,7 +157,7 @@ summary_params! {
         #[param(value_type = Option<bool>)]
         pub(crate) skip_cache: bool,
         /// `previous`: also the previous period of equal length, and the change to it.
-        #[param(value_type = Option<String>)]
+        #[param(value_type = Option<Comparison>)]
         pub(crate) compare: Option<Comparison>,
     }
 }

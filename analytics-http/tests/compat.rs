@@ -179,3 +179,42 @@ async fn a_body_that_stops_arriving_is_408() {
     let body: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["error"]["code"], "timeout");
 }
+
+/// The OpenAPI document states what the server enforces, so generated clients and fuzzers send
+/// what validation accepts: required fields, text patterns and lengths, and the error statuses
+/// every route of a kind can answer.
+#[tokio::test]
+async fn the_openapi_document_states_the_rules() {
+    let app = app().await;
+    let doc = app.send(request(Method::GET, "/openapi.json", None, None)).await.body;
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(schemas["EventInput"]["required"], json!(["eventType"]));
+    assert_eq!(schemas["SummaryRequest"]["required"], json!(["startDate", "endDate"]));
+    let event_type = &schemas["EventType"];
+    assert_eq!(event_type["pattern"], "^[A-Za-z0-9_.:-]+$");
+    assert_eq!(
+        (event_type["minLength"].as_u64(), event_type["maxLength"].as_u64()),
+        (Some(1), Some(64))
+    );
+    assert_eq!(schemas["ExperimentInput"]["properties"]["variants"]["minItems"], 2);
+    assert_eq!(schemas["VariantSpec"]["properties"]["weight"]["exclusiveMinimum"], 0.0);
+    let responses = |path: &str, method: &str| -> Vec<String> {
+        doc["paths"][path][method]["responses"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    };
+    for status in ["400", "401", "403", "413", "415", "422", "429", "503"] {
+        assert!(
+            responses("/api/events", "post").contains(&status.to_owned()),
+            "POST /api/events lacks {status}"
+        );
+    }
+    let health = responses("/health", "get");
+    assert!(
+        health.contains(&"400".to_owned()) && !health.contains(&"401".to_owned()),
+        "{health:?}"
+    );
+}

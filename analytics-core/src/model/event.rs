@@ -30,22 +30,31 @@ pub const MIN_TIMESTAMP: DateTime<Utc> = DateTime::UNIX_EPOCH;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventInput {
     /// Idempotency key; generated when absent.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<EventId>))]
     pub id: Option<String>,
     /// Must match the tenant the event is ingested for, when given.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<TenantId>))]
     pub tenant_id: Option<String>,
     /// The user; anonymous events (no user) count in totals but not in unique users.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<UserId>))]
     pub user_id: Option<String>,
     /// Required: what happened.
+    #[cfg_attr(feature = "openapi", schema(value_type = EventType))]
     pub event_type: Option<String>,
     /// Session id.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<SessionId>))]
     pub session_id: Option<String>,
     /// Page path or URL.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Page>))]
     pub page: Option<String>,
     /// Browser name.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Browser>))]
     pub browser: Option<String>,
     /// Device class.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Device>))]
     pub device: Option<String>,
     /// Country.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Country>))]
     pub country: Option<String>,
     /// RFC 3339 instant; defaults to now.
     pub timestamp: Option<String>,
@@ -54,8 +63,10 @@ pub struct EventInput {
     /// Another name for `properties`, which older dashboard clients send.
     pub metadata: Option<Value>,
     /// The experiment this event belongs to.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<ExperimentId>))]
     pub experiment_id: Option<String>,
     /// The variant of that experiment the user saw.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<VariantKey>))]
     pub variant: Option<String>,
 }
 

@@ -39,6 +39,7 @@ pub struct VariantSpec {
     /// The key events carry in `variant`.
     pub key: VariantKey,
     /// Relative share of users; positive and finite.
+    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0.0))]
     pub weight: f64,
 }
 
@@ -79,16 +80,20 @@ pub struct Experiment {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExperimentInput {
     /// The id events will carry; generated when absent.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<ExperimentId>))]
     pub id: Option<String>,
     /// Required human name.
+    #[cfg_attr(feature = "openapi", schema(required = true, min_length = 1, max_length = 200))]
     pub name: Option<String>,
     /// Optional description.
     pub description: Option<String>,
     /// Defaults to `draft`.
     pub status: Option<ExperimentStatus>,
     /// Required: at least two variants with unique keys and positive weights.
+    #[cfg_attr(feature = "openapi", schema(required = true, min_items = 2))]
     pub variants: Option<Vec<VariantSpec>>,
     /// Defaults to `CONVERSION`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<EventType>))]
     pub conversion_event_type: Option<String>,
     /// Planned start.
     pub starts_at: Option<DateTime<Utc>>,
@@ -110,6 +115,7 @@ pub struct ExperimentPatch {
     /// New variants.
     pub variants: Option<Vec<VariantSpec>>,
     /// New conversion event type.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<EventType>))]
     pub conversion_event_type: Option<String>,
     /// New planned start.
     pub starts_at: Option<DateTime<Utc>>,

@@ -20,6 +20,15 @@ enum Charset {
 }
 
 impl Charset {
+    /// The charset as a regular expression of a whole, non-empty value (JSON Schema `pattern`).
+    #[cfg(feature = "openapi")]
+    fn pattern(self) -> &'static str {
+        match self {
+            Charset::Identifier => "^[A-Za-z0-9_.:-]+$",
+            Charset::Printable => "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
+        }
+    }
+
     fn accepts(self, c: char) -> bool {
         match self {
             Charset::Identifier => c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'),
@@ -60,8 +69,24 @@ macro_rules! text_type {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "Arc<str>")]
-        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(value_type = String))]
         pub struct $name(Arc<str>);
+
+        /// A string of 1 to `MAX_CHARS` characters of its charset, as the OpenAPI document
+        /// states it (so generated clients and fuzzers send what validation accepts).
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some($max))
+                    .pattern(Some(Charset::$charset.pattern()))
+                    .into()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {}
 
         impl $name {
             /// The longest accepted value, in characters.

@@ -14,8 +14,10 @@ use crate::error::{Error, Result};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SummaryRequest {
     /// `YYYY-MM-DD` (start of that day in `timezone`) or an RFC 3339 instant (inclusive).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub start_date: Option<String>,
     /// `YYYY-MM-DD` (inclusive: through the end of that day) or an RFC 3339 instant (exclusive).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub end_date: Option<String>,
     /// `hour`, `day` (default), `week` or `month`.
     pub group_by: Option<String>,

@@ -42,6 +42,7 @@ pub(crate) async fn create(
 #[serde(deny_unknown_fields)]
 pub(crate) struct Batch {
     /// 1–10,000 events; all are validated before any is stored.
+    #[schema(min_items = 1, max_items = 10000)]
     events: Vec<EventInput>,
 }
 

@@ -53,7 +53,7 @@ pub(crate) async fn list(
 }
 
 /// One experiment.
-#[utoipa::path(get, path = "/api/experiments/{id}", tag = "experiments", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/experiments/{id}", tag = "experiments", params(("id" = analytics_core::model::ExperimentId, Path)),
     responses((status = 200, body = Experiment), (status = 404, body = ErrorBody)))]
 pub(crate) async fn get(
     State(analytics): State<Analytics>,
@@ -66,7 +66,7 @@ pub(crate) async fn get(
 }
 
 /// Updates an experiment's status, name, description or conversion event type.
-#[utoipa::path(patch, path = "/api/experiments/{id}", tag = "experiments", params(("id" = String, Path)),
+#[utoipa::path(patch, path = "/api/experiments/{id}", tag = "experiments", params(("id" = analytics_core::model::ExperimentId, Path)),
     request_body = ExperimentPatch,
     responses((status = 200, body = Experiment), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(crate) async fn update(
@@ -88,11 +88,12 @@ pub(crate) async fn update(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct UserBody {
     /// The user.
+    #[schema(value_type = analytics_core::model::UserId)]
     user_id: String,
 }
 
 /// The variant a user sees (deterministic: the same user always gets the same variant).
-#[utoipa::path(post, path = "/api/experiments/{id}/assignments", tag = "experiments", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/experiments/{id}/assignments", tag = "experiments", params(("id" = analytics_core::model::ExperimentId, Path)),
     request_body = UserBody, responses((status = 200, body = Assignment), (status = 404, body = ErrorBody)))]
 pub(crate) async fn assign(
     State(analytics): State<Analytics>,
@@ -107,7 +108,7 @@ pub(crate) async fn assign(
 }
 
 /// Records that a user saw their variant (only the first exposure counts). 409 unless running.
-#[utoipa::path(post, path = "/api/experiments/{id}/exposures", tag = "experiments", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/experiments/{id}/exposures", tag = "experiments", params(("id" = analytics_core::model::ExperimentId, Path)),
     request_body = UserBody,
     responses((status = 200, body = Assignment), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(crate) async fn expose(
@@ -127,7 +128,7 @@ pub(crate) async fn expose(
 /// Per-variant conversion, uplift against the control with confidence intervals and p-values,
 /// chance to beat control, and a sample-ratio-mismatch check.
 #[utoipa::path(get, path = "/api/experiments/{id}/results", tag = "experiments",
-    params(("id" = String, Path), ResultsParams),
+    params(("id" = analytics_core::model::ExperimentId, Path), ResultsParams),
     responses((status = 200, body = ExperimentResults), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn results(
     State(analytics): State<Analytics>,

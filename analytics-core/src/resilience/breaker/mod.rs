@@ -14,7 +14,9 @@
 //!
 //! Time comes from the [`Clock`]; tests drive it virtually.
 
-use std::collections::VecDeque;
+mod config;
+mod window;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -22,106 +24,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use config::{BreakerConfig, FailurePolicy, SlidingWindow};
+use window::{Tally, Window};
+
 use crate::clock::{Clock, delta, elapsed};
 use crate::error::{Error, ErrorKind, Result};
-
-/// Which calls the failure rate is computed over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SlidingWindow {
-    /// The last `n` completed calls.
-    Count(u32),
-    /// The calls completed in the last `n` whole seconds (the current second included).
-    Time(u32),
-}
-
-/// Which errors count as failures. Errors that do not count are recorded as successes: the
-/// backend answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FailurePolicy {
-    /// Only transient errors (unavailable, timeout, overload) — the default: an invalid query or
-    /// a missing experiment says nothing about the backend's health.
-    TransientOnly,
-    /// Every error.
-    AllErrors,
-}
-
-/// Breaker settings. Defaults: count window of 20 calls, at least 10 calls before rates count,
-/// 50% failure rate, 100% slow-call rate with calls slower than 5 s being slow, or 5 failures in
-/// a row, 30 s open, 5 half-open permits, at most 60 s half-open, transient errors only.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BreakerConfig {
-    /// The sliding window.
-    pub window: SlidingWindow,
-    /// Open when at least this percentage of calls in the window failed (0–100].
-    pub failure_rate_threshold: f64,
-    /// Open when at least this percentage of calls in the window were slow (0–100].
-    pub slow_call_rate_threshold: f64,
-    /// A call taking at least this long is slow.
-    pub slow_call_duration: Duration,
-    /// Rates are not evaluated before the window holds this many calls.
-    pub minimum_calls: u32,
-    /// Open after this many failed calls in a row, however few calls the window holds, so a
-    /// service with little traffic stops waiting on a dead dependency after a few requests
-    /// rather than after `minimum_calls` (`None`: rates only).
-    pub consecutive_failures: Option<u32>,
-    /// How long to stay open before trying half-open.
-    pub wait_in_open: Duration,
-    /// Trial calls admitted in half-open; their outcome decides.
-    pub half_open_permits: u32,
-    /// Re-open if half-open lasts longer than this (`None`: wait for the trial calls).
-    pub max_wait_in_half_open: Option<Duration>,
-    /// Which errors count as failures.
-    pub failures: FailurePolicy,
-}
-
-impl Default for BreakerConfig {
-    fn default() -> Self {
-        Self {
-            window: SlidingWindow::Count(20),
-            failure_rate_threshold: 50.0,
-            slow_call_rate_threshold: 100.0,
-            slow_call_duration: Duration::from_secs(5),
-            minimum_calls: 10,
-            consecutive_failures: Some(5),
-            wait_in_open: Duration::from_secs(30),
-            half_open_permits: 5,
-            max_wait_in_half_open: Some(Duration::from_secs(60)),
-            failures: FailurePolicy::TransientOnly,
-        }
-    }
-}
-
-impl BreakerConfig {
-    /// Checks the settings.
-    ///
-    /// # Errors
-    /// [`Error::InvalidInput`] naming the setting.
-    pub fn validate(&self) -> Result<()> {
-        let rate_ok = |r: f64| r > 0.0 && r <= 100.0;
-        if !rate_ok(self.failure_rate_threshold) {
-            return Err(Error::invalid("failureRateThreshold", "must be in (0, 100]"));
-        }
-        if !rate_ok(self.slow_call_rate_threshold) {
-            return Err(Error::invalid("slowCallRateThreshold", "must be in (0, 100]"));
-        }
-        match self.window {
-            SlidingWindow::Count(0) | SlidingWindow::Time(0) => {
-                return Err(Error::invalid("window", "must hold at least one call or second"));
-            }
-            _ => {}
-        }
-        if self.minimum_calls == 0 {
-            return Err(Error::invalid("minimumCalls", "must be at least 1"));
-        }
-        if self.consecutive_failures == Some(0) {
-            return Err(Error::invalid("consecutiveFailures", "must be at least 1"));
-        }
-        if self.half_open_permits == 0 {
-            return Err(Error::invalid("halfOpenPermits", "must be at least 1"));
-        }
-        Ok(())
-    }
-}
 
 /// The breaker's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -194,113 +101,6 @@ pub struct BreakerMetrics {
     pub rejected_total: u64,
     /// The last state change.
     pub last_transition: Option<Transition>,
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Tally {
-    calls: u32,
-    failed: u32,
-    slow: u32,
-}
-
-impl Tally {
-    fn add(&mut self, failed: bool, slow: bool) {
-        self.calls += 1;
-        self.failed += u32::from(failed);
-        self.slow += u32::from(slow);
-    }
-
-    fn remove(&mut self, failed: bool, slow: bool) {
-        self.calls -= 1;
-        self.failed -= u32::from(failed);
-        self.slow -= u32::from(slow);
-    }
-
-    fn rates(&self) -> (f64, f64) {
-        let calls = f64::from(self.calls.max(1));
-        (
-            f64::from(self.failed) * 100.0 / calls,
-            f64::from(self.slow) * 100.0 / calls,
-        )
-    }
-}
-
-/// The closed-state window.
-#[derive(Debug)]
-enum Window {
-    Count {
-        size: usize,
-        outcomes: VecDeque<(bool, bool)>,
-        tally: Tally,
-    },
-    Time {
-        seconds: i64,
-        buckets: VecDeque<(i64, Tally)>,
-    },
-}
-
-impl Window {
-    fn new(kind: SlidingWindow) -> Self {
-        match kind {
-            SlidingWindow::Count(n) => Window::Count {
-                size: n as usize,
-                outcomes: VecDeque::new(),
-                tally: Tally::default(),
-            },
-            SlidingWindow::Time(s) => Window::Time {
-                seconds: i64::from(s),
-                buckets: VecDeque::new(),
-            },
-        }
-    }
-
-    fn record(&mut self, failed: bool, slow: bool, now_secs: i64) {
-        match self {
-            Window::Count { size, outcomes, tally } => {
-                if outcomes.len() == *size
-                    && let Some((f, s)) = outcomes.pop_front()
-                {
-                    tally.remove(f, s);
-                }
-                outcomes.push_back((failed, slow));
-                tally.add(failed, slow);
-            }
-            Window::Time { buckets, .. } => {
-                let second = now_secs;
-                match buckets.back_mut() {
-                    Some((s, tally)) if *s == second => tally.add(failed, slow),
-                    _ => {
-                        let mut tally = Tally::default();
-                        tally.add(failed, slow);
-                        buckets.push_back((second, tally));
-                    }
-                }
-                self.expire(now_secs);
-            }
-        }
-    }
-
-    fn expire(&mut self, now_secs: i64) {
-        if let Window::Time { seconds, buckets } = self {
-            let oldest = now_secs - *seconds;
-            while buckets.front().is_some_and(|(s, _)| *s <= oldest) {
-                buckets.pop_front();
-            }
-        }
-    }
-
-    fn tally(&mut self, now_secs: i64) -> Tally {
-        self.expire(now_secs);
-        match self {
-            Window::Count { tally, .. } => *tally,
-            Window::Time { buckets, .. } => buckets.iter().fold(Tally::default(), |mut sum, (_, t)| {
-                sum.calls += t.calls;
-                sum.failed += t.failed;
-                sum.slow += t.slow;
-                sum
-            }),
-        }
-    }
 }
 
 #[derive(Debug)]

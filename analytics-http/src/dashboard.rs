@@ -23,12 +23,27 @@ struct Asset {
 
 const INDEX: &[u8] = include_bytes!("../dashboard/index.html");
 
-const ASSETS: [Asset; 4] = [
-    Asset {
-        name: "app.js",
-        content_type: "text/javascript; charset=utf-8",
-        bytes: include_bytes!("../dashboard/app.js"),
-    },
+/// A script of the page, by file name (they are ES modules importing each other).
+macro_rules! script {
+    ($name:literal) => {
+        Asset {
+            name: $name,
+            content_type: "text/javascript; charset=utf-8",
+            bytes: include_bytes!(concat!("../dashboard/", $name)),
+        }
+    };
+}
+
+const ASSETS: [Asset; 12] = [
+    script!("app.js"),
+    script!("api.js"),
+    script!("render.js"),
+    script!("overview.js"),
+    script!("live.js"),
+    script!("events.js"),
+    script!("generator.js"),
+    script!("experiments.js"),
+    script!("operations.js"),
     Asset {
         name: "app.css",
         content_type: "text/css; charset=utf-8",

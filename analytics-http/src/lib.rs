@@ -89,7 +89,7 @@
 //! browsers, countries; badges saying whether the answer was cached, stale, degraded or
 //! approximate), a live view pushed by the stream, the event log with cursor paging, an event
 //! generator, experiments with their results in plain words, and operations (breaker, load,
-//! cache, the last call's rate limits). Its files are compiled in (about 38 KB gzipped in all);
+//! cache, the last call's rate limits). Its files are compiled in (about 45 KB gzipped in all);
 //! it calls only the public API, with an API key kept in the tab's session storage and sent as
 //! a header, never in a URL. Charts use uPlot (MIT, vendored with its licence): small, fast on
 //! thousands of points, no framework. Left open, the page holds one stream and polls only the

@@ -37,7 +37,11 @@ pub(crate) fn parse<T: DeserializeOwned>(query: Option<&str>) -> Result<T, ApiEr
         let field = quoted_name(&message, "unknown field `")
             .or_else(|| quoted_name(&message, "duplicate field `"))
             .map_or(path, str::to_owned);
+        // A parameter with no name (`?=x`) or an error about the query as a whole blames the
+        // query string itself, so the error still names where to look.
+        let field = if field.is_empty() || field == "." { "query".to_owned() } else { field };
         let message = match quoted_name(&message, "unknown field `") {
+            Some("") => "a parameter has no name (`=value` or a stray `&=`)".to_owned(),
             Some(name) => format!("unknown parameter {name:?}; {}", expected(&message)),
             None if message.starts_with("duplicate field") => {
                 format!("parameter {field:?} is given twice (by its name or by another name of it)")
@@ -277,6 +281,8 @@ mod tests {
         assert_eq!(decoded.user_id.as_deref(), Some("a b"));
         assert_eq!(decoded.start_date.as_deref(), Some("2024-01-01"));
         assert!(decoded.exact);
+        let nameless = parse::<SummaryParams>(Some("=2024-01-01&groupBy=day")).unwrap_err();
+        assert_eq!(nameless.field.as_deref(), Some("query"));
         let none = parse::<NoParams>(Some("x=1")).unwrap_err();
         assert_eq!(none.field.as_deref(), Some("x"));
         assert!(parse::<NoParams>(None).is_ok());

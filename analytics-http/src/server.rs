@@ -82,9 +82,10 @@ pub struct Backends {
     /// after 5 failed calls in a row, however little traffic there is).
     #[arg(long, env = "ANALYTICS_BREAKER_OPEN_WAIT", default_value_t = 30, global = true)]
     pub breaker_open_wait: u64,
-    /// Milliseconds to wait for a Redis reply (connecting: twice that). Redis has its own
-    /// breakers (cache and rate limits): after 3 failures in a row it is left alone for 5 s,
-    /// summaries come from the store uncached and limits follow their failure policy.
+    /// Milliseconds to wait for a Redis reply (connecting: twice that). Redis has a breaker of
+    /// its own, shared by the cache and the rate limits: after 3 failures in a row (a refused
+    /// connection fails at once) it is left alone for 5 s, summaries come from the store
+    /// uncached and limits follow their failure policy.
     #[arg(long, env = "ANALYTICS_CACHE_TIMEOUT_MS", default_value_t = 250, global = true)]
     pub cache_timeout_ms: u64,
 }
@@ -256,19 +257,18 @@ async fn redis_backends(
         .connection_timeout(timeout * 2);
     let cache = analytics_redis::TieredCache::connect(&config, analytics_core::cache::MokaCache::default()).await?;
     let limiter = analytics_redis::RedisRateLimitStore::connect(&config).await?;
-    // Each dependency fails on its own: a dead Redis must not cost every request its timeout.
-    let breaker = || {
-        CircuitBreaker::new(
-            dependency_breaker_config(),
-            Arc::new(analytics_core::clock::SystemClock::new()),
-        )
-    };
-    let (cache_breaker, limits_breaker) = (breaker()?, breaker()?);
+    // A dead Redis must not cost every request its timeout. The cache and the rate limits live
+    // on the same server, so they share one breaker: the first failures of either open it for
+    // both, and a request pays at most one timeout before both are skipped.
+    let redis_breaker = CircuitBreaker::new(
+        dependency_breaker_config(),
+        Arc::new(analytics_core::clock::SystemClock::new()),
+    )?;
     Ok(builder
-        .dependency_breaker("cache", cache_breaker.clone())
-        .dependency_breaker("rateLimits", limits_breaker.clone())
-        .cache(Arc::new(BreakerCache::new(Arc::new(cache), cache_breaker)))
-        .rate_limit_store(Arc::new(BreakerRateLimitStore::new(Arc::new(limiter), limits_breaker))))
+        .dependency_breaker("cache", redis_breaker.clone())
+        .dependency_breaker("rateLimits", redis_breaker.clone())
+        .cache(Arc::new(BreakerCache::new(Arc::new(cache), redis_breaker.clone())))
+        .rate_limit_store(Arc::new(BreakerRateLimitStore::new(Arc::new(limiter), redis_breaker))))
 }
 
 #[cfg(not(feature = "redis"))]

@@ -121,7 +121,10 @@ impl RedisConfig {
             let config = ConnectionManagerConfig::new()
                 .set_response_timeout(Some(self.response_timeout))
                 .set_connection_timeout(Some(self.connection_timeout))
-                .set_number_of_retries(2);
+                // No retries inside the manager: a refused connection fails the command at
+                // once (core's breaker decides when to try again) instead of holding every
+                // command through an exponential backoff.
+                .set_number_of_retries(0);
             let manager = self
                 .client()?
                 .get_connection_manager_with_config(config)
@@ -158,10 +161,19 @@ impl std::fmt::Debug for RedisConnection {
     }
 }
 
+/// The connection manager keeps a failed connection attempt until a command sees it, and only
+/// then starts a new one: after Redis comes back, the first command would fail on the old
+/// refusal. A refused command was never sent, so it is sent once more, on the attempt its
+/// failure started: at once when Redis is back, refused again (in microseconds) when it is not.
 impl ConnectionLike for RedisConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Single(c) => Box::pin(async move {
+                match c.req_packed_command(cmd).await {
+                    Err(e) if e.is_connection_refusal() => c.req_packed_command(cmd).await,
+                    done => done,
+                }
+            }),
             Self::Cluster(c) => c.req_packed_command(cmd),
         }
     }
@@ -173,7 +185,12 @@ impl ConnectionLike for RedisConnection {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Single(c) => Box::pin(async move {
+                match c.req_packed_commands(pipeline, offset, count).await {
+                    Err(e) if e.is_connection_refusal() => c.req_packed_commands(pipeline, offset, count).await,
+                    done => done,
+                }
+            }),
             Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }

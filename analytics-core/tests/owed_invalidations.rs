@@ -3,12 +3,12 @@
 //! using its cache, and every instance settles them (tokio's paused clock drives the period).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use analytics_core::cache::{CacheBackend, CacheEntry, CacheKey, CacheLookup, CacheStats, MokaCache, Tag};
 use analytics_core::model::{EventInput, TenantId};
 use analytics_core::query::SummaryRequest;
-use analytics_core::store::{EventStore, MemoryStore};
+use analytics_core::store::{EventStore, MAX_OWED_READ, MemoryStore};
 use analytics_core::{Analytics, Error, Result, SETTLE_EVERY};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -19,6 +19,8 @@ use serde_json::json;
 struct Link {
     cache: Arc<MokaCache>,
     down: AtomicBool,
+    /// Invalidations that reached the cache.
+    invalidations: AtomicUsize,
 }
 
 impl Link {
@@ -26,6 +28,7 @@ impl Link {
         Arc::new(Self {
             cache: cache.clone(),
             down: AtomicBool::new(false),
+            invalidations: AtomicUsize::new(0),
         })
     }
 
@@ -54,6 +57,7 @@ impl CacheBackend for Link {
     }
     async fn invalidate(&self, tenant: &TenantId, tags: &[Tag]) -> Result<()> {
         self.check()?;
+        self.invalidations.fetch_add(1, Ordering::SeqCst);
         self.cache.invalidate(tenant, tags).await
     }
     async fn stats(&self) -> Result<CacheStats> {
@@ -143,4 +147,34 @@ async fn another_instance_settles_what_it_finds_within_a_period() {
     link_a.set_down(false);
     next_settlement().await;
     assert_eq!(read(&a).await.0, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_long_outage_is_settled_in_one_turn_with_one_invalidation_per_tenant_and_batch() {
+    let (store, cache) = (Arc::new(MemoryStore::new()), Arc::new(MokaCache::default()));
+    let link = Link::to(&cache);
+    let analytics = instance(&store, &link);
+    let beta = TenantId::parse("beta").unwrap();
+    link.set_down(true);
+    // More debts than one read returns, of two tenants: one per acknowledged ingest.
+    let writes = 2 * MAX_OWED_READ + MAX_OWED_READ / 2;
+    for i in 0..writes {
+        let tenant = if i % 2 == 0 { acme() } else { beta.clone() };
+        analytics.ingest(&tenant, vec![click(&format!("e{i}"))]).await.unwrap();
+    }
+    link.set_down(false);
+    next_settlement().await;
+    assert!(
+        store.owed_invalidations().await.unwrap().is_empty(),
+        "all settled in one turn"
+    );
+    let batches = writes.div_ceil(MAX_OWED_READ);
+    assert_eq!(
+        link.invalidations.load(Ordering::SeqCst),
+        2 * batches,
+        "one invalidation per tenant per batch read"
+    );
+    let acme_events = u64::try_from(writes.div_ceil(2)).unwrap();
+    assert_eq!(read(&analytics).await, (acme_events, false));
+    assert_eq!(read(&analytics).await, (acme_events, true), "the cache is used again");
 }

@@ -14,6 +14,7 @@
 //! [`SETTLE_EVERY`] later; every instance settles what it finds, so the first one that reaches
 //! the cache clears the debt for all.
 
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
@@ -21,6 +22,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::{Analytics, Inner};
+use crate::cache::Tag;
+use crate::model::TenantId;
 use crate::store::MAX_OWED_READ;
 
 /// How often each instance looks for owed invalidations.
@@ -92,25 +95,46 @@ impl Analytics {
 
 /// Applies owed invalidations to the cache and deletes them; lowers the fence when none
 /// remain. A store that cannot be read leaves the fence as it is.
+///
+/// An outage under write load owes the same tags thousands of times (one debt per
+/// acknowledged ingest): each batch read is applied as one invalidation per tenant with the
+/// union of its tags, and a full batch is followed at once by the next, so the fence comes down
+/// within moments of the cache returning rather than a batch per [`SETTLE_EVERY`].
 async fn settle(inner: &Inner) {
-    let seen = inner.fence.raises_so_far();
-    let Ok(owed) = inner.store.owed_invalidations().await else {
-        return;
-    };
-    if owed.is_empty() {
-        inner.fence.lower_unless_raised_since(seen);
-        return;
-    }
-    inner.fence.raised.store(true, Ordering::Release);
-    let mut applied = Vec::with_capacity(owed.len());
-    for debt in &owed {
-        if inner.cache.invalidate(&debt.tenant, &debt.tags).await.is_err() {
-            break;
+    loop {
+        let seen = inner.fence.raises_so_far();
+        let Ok(owed) = inner.store.owed_invalidations().await else {
+            return;
+        };
+        if owed.is_empty() {
+            inner.fence.lower_unless_raised_since(seen);
+            return;
         }
-        applied.push(debt.id);
-    }
-    let settled = inner.store.settle_invalidations(&applied).await.is_ok();
-    if settled && applied.len() == owed.len() && owed.len() < MAX_OWED_READ {
-        inner.fence.lower_unless_raised_since(seen);
+        inner.fence.raised.store(true, Ordering::Release);
+        let mut tags_by_tenant: BTreeMap<&TenantId, BTreeSet<&Tag>> = BTreeMap::new();
+        for debt in &owed {
+            tags_by_tenant.entry(&debt.tenant).or_default().extend(&debt.tags);
+        }
+        let mut reached: HashSet<&TenantId> = HashSet::new();
+        for (tenant, tags) in tags_by_tenant {
+            let tags: Vec<Tag> = tags.into_iter().cloned().collect();
+            if inner.cache.invalidate(tenant, &tags).await.is_err() {
+                break;
+            }
+            reached.insert(tenant);
+        }
+        let applied: Vec<i64> = owed
+            .iter()
+            .filter(|debt| reached.contains(&debt.tenant))
+            .map(|debt| debt.id)
+            .collect();
+        let settled = inner.store.settle_invalidations(&applied).await.is_ok();
+        if !settled || applied.len() < owed.len() {
+            return;
+        }
+        if owed.len() < MAX_OWED_READ {
+            inner.fence.lower_unless_raised_since(seen);
+            return;
+        }
     }
 }

@@ -155,6 +155,7 @@ mod error;
 mod limit_headers;
 mod log_throttle;
 mod metrics;
+mod openapi;
 mod params;
 mod parsed;
 mod routes;
@@ -176,7 +177,6 @@ use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
-use utoipa::OpenApi;
 
 pub use body::JsonBody;
 pub use caller::{API_KEY_HEADER, Caller, PRIORITY_HEADER, TENANT_HEADER, UNCHECKED_HEADER, endpoint_class};
@@ -186,103 +186,7 @@ pub use state::{AppState, AuthMode, HttpConfig, StreamConfig};
 
 use routes::{cache, events, experiments, health, ops, stream, summary};
 
-/// The OpenAPI document of the API (served at `/openapi.json`). Paths are listed under `/api`;
-/// `/api/v1` serves the same routes.
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "analytics", description = "Analytics-dashboard queries over user events."),
-    paths(
-        summary::summary, summary::summary_paginated, stream::summary_stream, summary::realtime,
-        health::health, cache::cache_stats, cache::cache_clear, cache::cache_warm,
-        events::create, events::create_batch, events::list,
-        experiments::create, experiments::list, experiments::get, experiments::update,
-        experiments::assign, experiments::expose, experiments::results,
-        ops::liveness, ops::metrics, ops::openapi,
-    ),
-    components(schemas(analytics_core::ComparedSummary)),
-    modifiers(&SecuritySchemes, &CommonResponses),
-    security(("apiKey" = []), ("tenantHeader" = [])),
-)]
-pub struct ApiDoc;
-
-struct SecuritySchemes;
-
-impl utoipa::Modify for SecuritySchemes {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "apiKey",
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
-        );
-        components.add_security_scheme(
-            "tenantHeader",
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Tenant-Id"))),
-        );
-    }
-}
-
-/// The error statuses every route of a kind can answer, stated once for all of them rather than
-/// on each handler: any route refuses a bad parameter (400); a tenant-scoped one may refuse the
-/// caller (401, 403), limit it (429) or be unavailable (503); one with a body may refuse the
-/// body (408, 413, 415, 422).
-struct CommonResponses;
-
-impl utoipa::Modify for CommonResponses {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
-        let error = |description: &str| {
-            let content = ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("ErrorBody")))
-                .build();
-            RefOr::T(
-                ResponseBuilder::new()
-                    .description(description)
-                    .content("application/json", content)
-                    .build(),
-            )
-        };
-        for item in openapi.paths.paths.values_mut() {
-            let operations = [
-                &mut item.get,
-                &mut item.post,
-                &mut item.patch,
-                &mut item.put,
-                &mut item.delete,
-            ];
-            for operation in operations.into_iter().flatten() {
-                let mut statuses = vec![("400", "A malformed, unknown or repeated parameter or header, named")];
-                // Tenant-scoped routes inherit the document's security; the others clear it.
-                if operation.security.is_none() {
-                    statuses.extend([
-                        ("401", "No credential, or one the server does not know"),
-                        ("403", "A body or parameter naming another tenant"),
-                        ("429", "Over the rate limit; `Retry-After` says when to try again"),
-                        (
-                            "503",
-                            "Overloaded or a backend unavailable; `Retry-After` says when to try again",
-                        ),
-                    ]);
-                }
-                if operation.request_body.is_some() {
-                    statuses.extend([
-                        ("408", "The body stopped arriving"),
-                        ("413", "The body is over the limit"),
-                        ("415", "The body is not JSON"),
-                        ("422", "A body that does not validate, the field named"),
-                    ]);
-                }
-                for (status, description) in statuses {
-                    operation
-                        .responses
-                        .responses
-                        .entry(status.to_owned())
-                        .or_insert_with(|| error(description));
-                }
-            }
-        }
-    }
-}
+pub use openapi::ApiDoc;
 
 /// Where the API is mounted: `/api`, and the versioned `/api/v1`.
 const API_PREFIXES: [&str; 2] = ["/api", "/api/v1"];

@@ -39,7 +39,11 @@ pub(crate) fn parse<T: DeserializeOwned>(query: Option<&str>) -> Result<T, ApiEr
             .map_or(path, str::to_owned);
         // A parameter with no name (`?=x`) or an error about the query as a whole blames the
         // query string itself, so the error still names where to look.
-        let field = if field.is_empty() || field == "." { "query".to_owned() } else { field };
+        let field = if field.is_empty() || field == "." {
+            "query".to_owned()
+        } else {
+            field
+        };
         let message = match quoted_name(&message, "unknown field `") {
             Some("") => "a parameter has no name (`=value` or a stray `&=`)".to_owned(),
             Some(name) => format!("unknown parameter {name:?}; {}", expected(&message)),
@@ -105,18 +109,18 @@ macro_rules! summary_params {
             /// `YYYY-MM-DD` (start of that day in `timezone`) or an RFC 3339 instant. Required.
             /// Also accepted as `from`.
             #[serde(alias = "from")]
-            #[param(required = true)]
+            #[param(required = true, value_type = analytics_core::query::schema_types::DateBound)]
             pub(crate) start_date: Option<String>,
             /// `YYYY-MM-DD` (through the end of that day) or an RFC 3339 instant (exclusive).
             /// Required. Also accepted as `to`.
             #[serde(alias = "to")]
-            #[param(required = true)]
+            #[param(required = true, value_type = analytics_core::query::schema_types::DateBound)]
             pub(crate) end_date: Option<String>,
             /// `hour`, `day` (default), `week` or `month`.
             #[param(value_type = Option<analytics_core::query::Granularity>)]
             pub(crate) group_by: Option<String>,
             /// IANA timezone of the buckets and dates (default `UTC`).
-            #[param(min_length = 1)]
+            #[param(value_type = Option<analytics_core::query::schema_types::TimezoneName>)]
             pub(crate) timezone: Option<String>,
             /// Only events of this type.
             #[param(value_type = Option<analytics_core::model::EventType>)]
@@ -218,18 +222,23 @@ impl StreamParams {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct EventLogParams {
     /// `YYYY-MM-DD` (UTC) or an RFC 3339 instant: events at or after it.
+    #[param(value_type = Option<analytics_core::query::schema_types::DateBound>)]
     pub(crate) start_date: Option<String>,
     /// `YYYY-MM-DD` (UTC, inclusive) or an RFC 3339 instant (exclusive).
+    #[param(value_type = Option<analytics_core::query::schema_types::DateBound>)]
     pub(crate) end_date: Option<String>,
     /// Only this type.
+    #[param(value_type = Option<analytics_core::model::EventType>)]
     pub(crate) event_type: Option<String>,
     /// Only this user.
+    #[param(value_type = Option<analytics_core::model::UserId>)]
     pub(crate) user_id: Option<String>,
     /// The caller's own tenant; any other is 403.
+    #[param(value_type = Option<analytics_core::model::TenantId>)]
     pub(crate) tenant_id: Option<String>,
     /// Page number from 1 (offset paging, with totals; the default).
     #[serde(default, deserialize_with = "number")]
-    #[param(value_type = Option<u32>, minimum = 1)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 4_294_967_295_i64)]
     pub(crate) page: Option<u32>,
     /// Events per page, 1–1000 (default 50).
     #[serde(default, deserialize_with = "number")]

@@ -196,8 +196,29 @@ async fn the_openapi_document_states_the_rules() {
         (event_type["minLength"].as_u64(), event_type["maxLength"].as_u64()),
         (Some(1), Some(64))
     );
-    assert_eq!(schemas["ExperimentInput"]["properties"]["variants"]["minItems"], 2);
-    assert_eq!(schemas["VariantSpec"]["properties"]["weight"]["exclusiveMinimum"], 0.0);
+    let variants = &schemas["ExperimentInput"]["properties"]["variants"];
+    assert_eq!(
+        (variants["minItems"].as_u64(), variants["maxItems"].as_u64()),
+        (Some(2), Some(20))
+    );
+    let weight = &schemas["VariantSpec"]["properties"]["weight"];
+    assert_eq!(
+        (weight["minimum"].as_f64(), weight["maximum"].as_f64()),
+        (Some(1e-6), Some(1e6))
+    );
+    // A range bound is a date or an instant from 1970 on; a timezone one the server knows.
+    let formats: Vec<&str> = schemas["DateBound"]["anyOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["format"].as_str().unwrap())
+        .collect();
+    assert_eq!(formats, ["date", "date-time"]);
+    let zones = schemas["TimezoneName"]["enum"].as_array().unwrap();
+    assert!(zones.contains(&json!("Europe/Berlin")) && zones.contains(&json!("UTC")));
+    // API-key mode: the key is the one credential.
+    assert_eq!(doc["security"], json!([{"apiKey": []}]));
+    assert!(doc["components"]["securitySchemes"].get("tenantHeader").is_none());
     let responses = |path: &str, method: &str| -> Vec<String> {
         doc["paths"][path][method]["responses"]
             .as_object()
@@ -217,4 +238,34 @@ async fn the_openapi_document_states_the_rules() {
         health.contains(&"400".to_owned()) && !health.contains(&"401".to_owned()),
         "{health:?}"
     );
+}
+
+/// With `--auth header` the document has no credential: the tenant header is a parameter of
+/// every tenant-scoped route, required unless a default tenant is configured.
+#[tokio::test]
+async fn the_openapi_document_of_header_mode_names_the_tenant_header() {
+    for (default_tenant, required) in [(None, true), (Some("acme"), false)] {
+        let config = HttpConfig {
+            auth: AuthMode::Header,
+            default_tenant: default_tenant.map(|t| TenantId::parse(t).unwrap()),
+            ..test_config()
+        };
+        let app = app_with(config, RateLimits::default()).await;
+        let doc = app.send(request(Method::GET, "/openapi.json", None, None)).await.body;
+        assert!(doc.get("security").is_none_or(Value::is_null), "{}", doc["security"]);
+        let tenant_header = |path: &str, method: &str| {
+            doc["paths"][path][method]["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|p| p["name"] == "X-Tenant-Id" && p["in"] == "header")
+                .cloned()
+        };
+        let summary = tenant_header("/api/analytics/summary", "get").expect("summary takes the header");
+        assert_eq!(summary["required"], json!(required));
+        assert!(
+            tenant_header("/api/analytics/health", "get").is_none(),
+            "health needs no tenant"
+        );
+    }
 }

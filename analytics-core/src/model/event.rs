@@ -57,10 +57,13 @@ pub struct EventInput {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Country>))]
     pub country: Option<String>,
     /// RFC 3339 instant; defaults to now.
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub timestamp: Option<String>,
     /// Free-form JSON object, at most [`MAX_PROPERTIES_BYTES`] serialized.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub properties: Option<Value>,
     /// Another name for `properties`, which older dashboard clients send.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<Value>,
     /// The experiment this event belongs to.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<ExperimentId>))]

@@ -15,6 +15,10 @@ pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;
 /// The most variants an experiment may have.
 pub const MAX_VARIANTS: usize = 20;
+/// The smallest and largest variant weight. Weights are relative shares; bounding them keeps
+/// every variant's expected count, and so the sample-ratio test, finite (a weight of 1e-271
+/// beside 1e308 made its statistic infinite).
+pub const WEIGHT_RANGE: std::ops::RangeInclusive<f64> = 1e-6..=1e6;
 
 /// Where an experiment is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -38,8 +42,8 @@ pub enum ExperimentStatus {
 pub struct VariantSpec {
     /// The key events carry in `variant`.
     pub key: VariantKey,
-    /// Relative share of users; positive and finite.
-    #[cfg_attr(feature = "openapi", schema(exclusive_minimum = 0.0))]
+    /// Relative share of users, from 0.000001 to 1,000,000.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.000001, maximum = 1_000_000.0))]
     pub weight: f64,
 }
 
@@ -83,14 +87,20 @@ pub struct ExperimentInput {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<ExperimentId>))]
     pub id: Option<String>,
     /// Required human name.
-    #[cfg_attr(feature = "openapi", schema(required = true, min_length = 1, max_length = 200))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(required = true, nullable = false, min_length = 1, max_length = 200)
+    )]
     pub name: Option<String>,
     /// Optional description.
     pub description: Option<String>,
     /// Defaults to `draft`.
     pub status: Option<ExperimentStatus>,
     /// Required: at least two variants with unique keys and positive weights.
-    #[cfg_attr(feature = "openapi", schema(required = true, min_items = 2))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(required = true, nullable = false, min_items = 2, max_items = 20)
+    )]
     pub variants: Option<Vec<VariantSpec>>,
     /// Defaults to `CONVERSION`.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<EventType>))]
@@ -112,7 +122,8 @@ pub struct ExperimentPatch {
     pub description: Option<String>,
     /// New status.
     pub status: Option<ExperimentStatus>,
-    /// New variants.
+    /// New variants (2–20, unique keys).
+    #[cfg_attr(feature = "openapi", schema(min_items = 2, max_items = 20))]
     pub variants: Option<Vec<VariantSpec>>,
     /// New conversion event type.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<EventType>))]
@@ -188,8 +199,8 @@ impl Experiment {
         Ok(next)
     }
 
-    /// Checks the invariants: a non-empty name, 2–20 variants with unique keys and positive
-    /// finite weights, an end after the start.
+    /// Checks the invariants: a non-empty name, 2–20 variants with unique keys and weights in
+    /// [`WEIGHT_RANGE`], an end after the start.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] naming the offending field.
@@ -223,10 +234,14 @@ impl Experiment {
                     format!("{:?} is used twice", variant.key.as_str()),
                 ));
             }
-            if !(variant.weight.is_finite() && variant.weight > 0.0) {
+            if !WEIGHT_RANGE.contains(&variant.weight) {
                 return Err(Error::invalid(
                     format!("variants[{i}].weight"),
-                    "must be a positive finite number",
+                    format!(
+                        "must be from {} to {} (a relative share)",
+                        WEIGHT_RANGE.start(),
+                        WEIGHT_RANGE.end()
+                    ),
                 ));
             }
         }
@@ -285,6 +300,14 @@ mod tests {
             ),
             (
                 json!({"name": "x", "variants": [{"key": "A", "weight": 0}, {"key": "B", "weight": 1}]}),
+                "variants[0].weight",
+            ),
+            (
+                json!({"name": "x", "variants": [{"key": "A", "weight": 1}, {"key": "B", "weight": 1.0e308}]}),
+                "variants[1].weight",
+            ),
+            (
+                json!({"name": "x", "variants": [{"key": "A", "weight": 1.0e-7}, {"key": "B", "weight": 1}]}),
                 "variants[0].weight",
             ),
             (

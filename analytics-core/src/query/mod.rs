@@ -4,6 +4,8 @@
 pub mod aggregates;
 pub mod plan;
 mod request;
+#[cfg(feature = "openapi")]
+pub mod schema_types;
 pub mod summary;
 pub mod time;
 

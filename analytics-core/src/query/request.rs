@@ -14,20 +14,25 @@ use crate::error::{Error, Result};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SummaryRequest {
     /// `YYYY-MM-DD` (start of that day in `timezone`) or an RFC 3339 instant (inclusive).
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    #[cfg_attr(feature = "openapi", schema(value_type = super::schema_types::DateBound))]
     pub start_date: Option<String>,
     /// `YYYY-MM-DD` (inclusive: through the end of that day) or an RFC 3339 instant (exclusive).
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    #[cfg_attr(feature = "openapi", schema(value_type = super::schema_types::DateBound))]
     pub end_date: Option<String>,
     /// `hour`, `day` (default), `week` or `month`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<super::Granularity>))]
     pub group_by: Option<String>,
     /// IANA timezone name; default `UTC`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<super::schema_types::TimezoneName>))]
     pub timezone: Option<String>,
     /// Only this event type.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::model::EventType>))]
     pub event_type: Option<String>,
     /// Only this user.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::model::UserId>))]
     pub user_id: Option<String>,
     /// Only this experiment, with per-variant results.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::model::ExperimentId>))]
     pub experiment_id: Option<String>,
     /// Count unique users exactly even where a store would estimate.
     #[serde(default)]

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use serde::Serialize;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::ToSchema;
 
 use crate::metrics::Metrics;
 
@@ -46,6 +46,6 @@ pub(crate) async fn metrics(
 /// This API's OpenAPI 3 document, generated from the code.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", security(()),
     responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
-pub(crate) async fn openapi() -> impl IntoResponse {
-    Json(crate::ApiDoc::openapi())
+pub(crate) async fn openapi(State(config): State<Arc<crate::HttpConfig>>) -> impl IntoResponse {
+    Json(crate::ApiDoc::for_config(&config))
 }

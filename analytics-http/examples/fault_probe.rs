@@ -3,7 +3,9 @@
 //!
 //! - `fault_probe load BASE TENANT KIND SECONDS CONCURRENCY FIRST`: CONCURRENCY clients send
 //!   requests of KIND back to back for SECONDS and print one line of `key=value` figures: the
-//!   count, the statuses, p50/p99/max of every request, and separately of the FIRST requests
+//!   count, the statuses, how many were admitted without a rate-limit check
+//!   (`X-RateLimit-Unchecked`) and how many 503s lacked `Retry-After`, p50/p99/max of every
+//!   request, and separately of the FIRST requests
 //!   sent (those that meet a dependency not yet known to be down) and of the rest.
 //!   KIND is `read` (a summary with `skipCache=true`: the store answers, the cache is written),
 //!   `cached` (the same 7-day summary each time, answered from the cache when it can be) or
@@ -60,8 +62,8 @@ impl Kind {
         }
     }
 
-    /// Sends request number `n`; returns its status and how long it took.
-    async fn send(self, client: &reqwest::Client, base: &str, tenant: &str, n: u64) -> (u16, Duration) {
+    /// Sends request number `n`; returns what came back and how long it took.
+    async fn send(self, client: &reqwest::Client, base: &str, tenant: &str, n: u64) -> (Outcome, Duration) {
         let request = match self {
             // A different 7-day window each time, within the seeded 90 days.
             Self::Read => {
@@ -82,17 +84,32 @@ impl Kind {
             })),
         };
         let started = Instant::now();
-        let status = match request.header("x-tenant-id", tenant).send().await {
+        let outcome = match request.header("x-tenant-id", tenant).send().await {
             // The body is read: a request is done when its answer has arrived.
             Ok(reply) => {
-                let status = reply.status().as_u16();
+                let header = |name| reply.headers().contains_key(name);
+                let outcome = Outcome {
+                    status: reply.status().as_u16(),
+                    retry_after: header("retry-after"),
+                    unchecked: header("x-ratelimit-unchecked"),
+                };
                 let _ = reply.bytes().await;
-                status
+                outcome
             }
-            Err(_) => 0,
+            Err(_) => Outcome::default(),
         };
-        (status, started.elapsed())
+        (outcome, started.elapsed())
     }
+}
+
+/// What a request came back with (status 0: no answer).
+#[derive(Debug, Clone, Copy, Default)]
+struct Outcome {
+    status: u16,
+    /// A `Retry-After` header.
+    retry_after: bool,
+    /// An `X-RateLimit-Unchecked` header: admitted without a rate-limit check.
+    unchecked: bool,
 }
 
 async fn load(
@@ -113,8 +130,8 @@ async fn load(
             let mut done = Vec::new();
             while Instant::now() < deadline {
                 let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let (status, took) = kind.send(&client, &base, &tenant, n).await;
-                done.push((n, status, took));
+                let (outcome, took) = kind.send(&client, &base, &tenant, n).await;
+                done.push((n, outcome, took));
             }
             done
         }));
@@ -124,13 +141,18 @@ async fn load(
         all.extend(worker.await?);
     }
     let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
-    for (_, status, _) in &all {
-        *statuses.entry(*status).or_default() += 1;
+    for (_, outcome, _) in &all {
+        *statuses.entry(outcome.status).or_default() += 1;
     }
-    let (early, rest): (Vec<&(u64, u16, Duration)>, Vec<_>) = all.iter().partition(|(n, _, _)| *n < first);
+    let unavailable_without_retry_after = all
+        .iter()
+        .filter(|(_, o, _)| o.status == 503 && !o.retry_after)
+        .count();
+    let unchecked = all.iter().filter(|(_, o, _)| o.unchecked).count();
+    let (early, rest): (Vec<&(u64, Outcome, Duration)>, Vec<_>) = all.iter().partition(|(n, _, _)| *n < first);
     let statuses: Vec<String> = statuses.iter().map(|(s, n)| format!("{s}:{n}")).collect();
     println!(
-        "kind={kind:?} n={} statuses={} {} {} {}",
+        "kind={kind:?} n={} statuses={} unchecked={unchecked} no_retry_after={unavailable_without_retry_after} {} {} {}",
         all.len(),
         statuses.join(","),
         figures("all", all.iter().map(|r| r.2)),

@@ -144,10 +144,7 @@ async fn load(
     for (_, outcome, _) in &all {
         *statuses.entry(outcome.status).or_default() += 1;
     }
-    let unavailable_without_retry_after = all
-        .iter()
-        .filter(|(_, o, _)| o.status == 503 && !o.retry_after)
-        .count();
+    let unavailable_without_retry_after = all.iter().filter(|(_, o, _)| o.status == 503 && !o.retry_after).count();
     let unchecked = all.iter().filter(|(_, o, _)| o.unchecked).count();
     let (early, rest): (Vec<&(u64, Outcome, Duration)>, Vec<_>) = all.iter().partition(|(n, _, _)| *n < first);
     let statuses: Vec<String> = statuses.iter().map(|(s, n)| format!("{s}:{n}")).collect();

@@ -71,6 +71,7 @@ pub mod cache;
 pub mod clock;
 pub mod error;
 pub mod experiments;
+pub mod feed;
 #[cfg(feature = "generator")]
 pub mod generator;
 pub mod model;

@@ -5,10 +5,11 @@
 //!   tenants. With `API_KEY_PREFIX` set, each tenant's batches carry `X-API-Key:
 //!   <prefix><tenant>` (a server in API-key mode, bootstrapped with those keys); otherwise
 //!   `X-Tenant-Id` (a server in `--auth header` mode).
-//! - `http_load sse BASE TENANT SUBSCRIBERS INGESTS`: opens SUBSCRIBERS summary streams of TENANT,
-//!   then posts INGESTS events one at a time (each after the previous push reached every
-//!   stream) and reports the latency from just before each POST to each stream's receipt of
-//!   the summary that includes it: p50, p99, max.
+//! - `http_load sse BASES TENANT SUBSCRIBERS INGESTS`: opens SUBSCRIBERS summary streams of
+//!   TENANT spread over BASES (comma-separated instances), then posts INGESTS events one at a
+//!   time to the first (each after the previous push reached every stream) and reports, per
+//!   instance, the latency from just before each POST to each stream's receipt of the summary
+//!   that includes it: p50, p99, max.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,7 +28,7 @@ async fn main() -> Result<(), Failure> {
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["seed", base, events] => seed(base, events.parse()?).await,
         ["sse", base, tenant, subscribers, ingests] => sse(base, tenant, subscribers.parse()?, ingests.parse()?).await,
-        _ => Err("usage: http_load seed BASE EVENTS | http_load sse BASE TENANT SUBSCRIBERS INGESTS".into()),
+        _ => Err("usage: http_load seed BASE EVENTS | http_load sse BASES TENANT SUBSCRIBERS INGESTS".into()),
     }
 }
 
@@ -73,14 +74,20 @@ struct Receipts {
     seen: Vec<BTreeMap<u64, Instant>>,
 }
 
-async fn sse(base: &str, tenant: &str, subscribers: usize, ingests: u64) -> Result<(), Failure> {
-    let url = format!("{base}/api/analytics/summary/stream?startDate=2024-06-01&endDate=2024-06-30");
+async fn sse(bases: &str, tenant: &str, subscribers: usize, ingests: u64) -> Result<(), Failure> {
+    // Streams spread over every instance; ingests go to the first.
+    let bases: Vec<&str> = bases.split(',').collect();
+    let base = bases[0];
     let receipts = Arc::new(Mutex::new(Receipts {
         seen: vec![BTreeMap::new(); subscribers],
     }));
     let progress = Arc::new(Notify::new());
     let client = reqwest::Client::builder().pool_max_idle_per_host(0).build()?;
     for index in 0..subscribers {
+        let url = format!(
+            "{}/api/analytics/summary/stream?startDate=2024-06-01&endDate=2024-06-30",
+            bases[index % bases.len()]
+        );
         let response = client.get(&url).header("x-tenant-id", tenant).send().await?;
         if !response.status().is_success() {
             return Err(format!("stream {index}: {}", response.status()).into());
@@ -132,24 +139,47 @@ async fn sse(base: &str, tenant: &str, subscribers: usize, ingests: u64) -> Resu
     }
 
     let seen = receipts.lock().await;
-    let mut latencies: Vec<Duration> = Vec::new();
-    for (total, before) in &sent {
-        for stream in &seen.seen {
-            if let Some(at) = stream.get(total) {
-                latencies.push(at.duration_since(*before));
+    // By instance: the one ingested on (index 0) and each other.
+    for (instance, instance_base) in bases.iter().enumerate() {
+        let mut latencies: Vec<Duration> = Vec::new();
+        for (total, before) in &sent {
+            for stream in seen.seen.iter().skip(instance).step_by(bases.len()) {
+                if let Some(at) = stream.get(total) {
+                    latencies.push(at.duration_since(*before));
+                }
             }
         }
+        report(
+            &latencies,
+            instance_base,
+            instance == 0,
+            subscribers / bases.len(),
+            ingests,
+        );
     }
+    Ok(())
+}
+
+fn report(latencies: &[Duration], base: &str, local: bool, streams: usize, ingests: u64) {
+    let mut latencies = latencies.to_vec();
     latencies.sort();
+    if latencies.is_empty() {
+        println!("{base}: no deliveries");
+        return;
+    }
     let pick = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
+    let what = if local {
+        "ingested here"
+    } else {
+        "ingested on another instance"
+    };
     println!(
-        "ingest→push over {} deliveries ({subscribers} streams × {ingests} ingests): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "ingest→push on {base} ({what}) over {} deliveries ({streams} streams × {ingests} ingests): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         latencies.len(),
         pick(0.5).as_secs_f64() * 1000.0,
         pick(0.99).as_secs_f64() * 1000.0,
         latencies.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
     );
-    Ok(())
 }
 
 /// Waits until every stream has seen `total` (or, with `None`, any summary); returns the

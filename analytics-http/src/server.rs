@@ -12,6 +12,7 @@
 //! limits) on 127.0.0.1:3001. Every flag has an `ANALYTICS_*` environment variable.
 
 use std::net::SocketAddr;
+#[cfg(any(feature = "postgres", feature = "redis"))]
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -207,6 +208,9 @@ pub async fn build(backends: &Backends, limits: RateLimits) -> Result<Analytics,
         ..BreakerConfig::default()
     };
     let mut builder = Analytics::builder().rate_limits(limits).breaker(Some(breaker));
+    // Change notices travel between instances over Redis when it is shared, else over the
+    // store when it is PostgreSQL (see `analytics_core::feed`).
+    let redis_shared = backends.cache.starts_with("redis://") || backends.cache.starts_with("rediss://");
     builder = match backends.store.as_str() {
         "memory" => {
             if backends.read_url.is_some() {
@@ -216,7 +220,7 @@ pub async fn build(backends: &Backends, limits: RateLimits) -> Result<Analytics,
         }
         url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             let timeout = Duration::from_millis(backends.store_timeout_ms);
-            builder.store(postgres_store(url, backends.read_url.as_deref(), timeout).await?)
+            postgres_backends(builder, url, backends.read_url.as_deref(), timeout, !redis_shared).await?
         }
         other => return Err(format!("--store must be `memory` or a postgres:// URL, not {other:?}").into()),
     };
@@ -230,17 +234,36 @@ pub async fn build(backends: &Backends, limits: RateLimits) -> Result<Analytics,
     Ok(builder.build()?)
 }
 
+/// The PostgreSQL store, and with `feed` its `LISTEN/NOTIFY` change feed.
 #[cfg(feature = "postgres")]
-async fn postgres_store(url: &str, read_url: Option<&str>, timeout: Duration) -> Result<Arc<dyn EventStore>, BoxError> {
+async fn postgres_backends(
+    builder: analytics_core::AnalyticsBuilder,
+    url: &str,
+    read_url: Option<&str>,
+    timeout: Duration,
+    feed: bool,
+) -> Result<analytics_core::AnalyticsBuilder, BoxError> {
     let mut config = analytics_postgres::PostgresConfig::new(url).acquire_timeout(timeout);
     if let Some(read) = read_url {
         config = config.read_replica(read);
     }
-    Ok(Arc::new(analytics_postgres::PostgresStore::connect(&config).await?))
+    let store = analytics_postgres::PostgresStore::connect(&config).await?;
+    let builder = if feed {
+        builder.change_feed(Arc::new(analytics_postgres::PgChangeFeed::new(store.pool().clone())))
+    } else {
+        builder
+    };
+    Ok(builder.store(Arc::new(store)))
 }
 
 #[cfg(not(feature = "postgres"))]
-async fn postgres_store(_url: &str, _read_url: Option<&str>, _: Duration) -> Result<Arc<dyn EventStore>, BoxError> {
+async fn postgres_backends(
+    _builder: analytics_core::AnalyticsBuilder,
+    _url: &str,
+    _read_url: Option<&str>,
+    _: Duration,
+    _feed: bool,
+) -> Result<analytics_core::AnalyticsBuilder, BoxError> {
     Err("this build has no PostgreSQL support (feature `postgres`)".into())
 }
 
@@ -257,6 +280,7 @@ async fn redis_backends(
         .connection_timeout(timeout * 2);
     let cache = analytics_redis::TieredCache::connect(&config, analytics_core::cache::MokaCache::default()).await?;
     let limiter = analytics_redis::RedisRateLimitStore::connect(&config).await?;
+    let feed = analytics_redis::RedisChangeFeed::connect(&config).await?;
     // A dead Redis must not cost every request its timeout. The cache and the rate limits live
     // on the same server, so they share one breaker: the first failures of either open it for
     // both, and a request pays at most one timeout before both are skipped.
@@ -265,6 +289,7 @@ async fn redis_backends(
         Arc::new(analytics_core::clock::SystemClock::new()),
     )?;
     Ok(builder
+        .change_feed(Arc::new(feed))
         .dependency_breaker("cache", redis_breaker.clone())
         .dependency_breaker("rateLimits", redis_breaker.clone())
         .cache(Arc::new(BreakerCache::new(Arc::new(cache), redis_breaker.clone())))

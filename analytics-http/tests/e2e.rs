@@ -5,48 +5,12 @@
 mod common;
 
 use std::process::Command;
-use std::time::Duration;
 
 use analytics_core::testkit::server_url;
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use common::binary::{Server, unique};
-
-/// Reads the `data:` payloads of unnamed messages (summaries) from an SSE byte stream.
-struct Events<S> {
-    bytes: S,
-    buffer: String,
-}
-
-impl<S: futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin> Events<S> {
-    async fn next_summary(&mut self) -> Option<Value> {
-        let read = async {
-            loop {
-                if let Some(end) = self.buffer.find("\n\n") {
-                    let block: String = self.buffer.drain(..end + 2).collect();
-                    // A summary is an unnamed message (what `EventSource.onmessage` receives).
-                    let named = block.lines().any(|l| l.starts_with("event:"));
-                    if !named && block.lines().any(|l| l.starts_with("data:")) {
-                        let data: String = block
-                            .lines()
-                            .filter_map(|l| l.strip_prefix("data:"))
-                            .map(str::trim_start)
-                            .collect();
-                        return Some(serde_json::from_str(&data).unwrap());
-                    }
-                    continue;
-                }
-                let chunk = self.bytes.next().await?.ok()?;
-                self.buffer.push_str(&String::from_utf8_lossy(&chunk));
-            }
-        };
-        // A hang guard, not a timing assertion.
-        tokio::time::timeout(Duration::from_secs(30), read)
-            .await
-            .expect("no SSE event within 30 s")
-    }
-}
+use common::sse::Events;
 
 /// Drives one running server: read-your-writes, the stream, the event log, then SIGTERM.
 async fn exercise(server: Server, key: &str) {
@@ -65,10 +29,7 @@ async fn exercise(server: Server, key: &str) {
         .await
         .unwrap();
     assert_eq!(stream.status(), 200);
-    let mut events = Events {
-        bytes: stream.bytes_stream(),
-        buffer: String::new(),
-    };
+    let mut events = Events::new(stream);
     assert_eq!(events.next_summary().await.unwrap()["totalEvents"], 0);
 
     let id = unique("evt");
@@ -165,10 +126,7 @@ async fn a_client_that_sends_no_tenant_works_with_a_default_tenant() {
         .await
         .unwrap();
     assert_eq!(stream.status(), 200);
-    let mut events = Events {
-        bytes: stream.bytes_stream(),
-        buffer: String::new(),
-    };
+    let mut events = Events::new(stream);
     assert_eq!(events.next_summary().await.unwrap()["totalEvents"], 1);
     let health = client.get(server.url("/api/analytics/health")).send().await.unwrap();
     assert_eq!(health.status(), 200);
@@ -205,4 +163,59 @@ async fn postgres_and_redis_serve_over_http() {
 
     let server = Server::start(&["--store", &database, "--cache", &redis]);
     exercise(server, &key).await;
+}
+
+/// Two server processes sharing PostgreSQL (change notices over `LISTEN/NOTIFY`), then sharing
+/// PostgreSQL and Redis (over Redis pub/sub): a stream open on B is pushed by an ingest on A,
+/// and a plain read on B sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_on_one_instance_is_pushed_by_an_ingest_on_another() {
+    let Some(database) = server_url("DATABASE_URL", "two_instances") else {
+        return;
+    };
+    let Some(redis) = server_url("REDIS_URL", "two_instances") else {
+        return;
+    };
+    let shared_store = ["--store", database.as_str()];
+    let shared_both = ["--store", database.as_str(), "--cache", redis.as_str()];
+    for shared in [&shared_store[..], &shared_both[..]] {
+        let args: Vec<&str> = ["--auth", "header"].iter().chain(shared).copied().collect();
+        let (a, b) = (Server::start(&args), Server::start(&args));
+        let tenant = unique("two");
+        let client = reqwest::Client::new();
+        let range = "startDate=2024-05-01&endDate=2024-05-31";
+        let stream = client
+            .get(b.url(&format!("/api/analytics/summary/stream?{range}")))
+            .header("x-tenant-id", &tenant)
+            .send()
+            .await
+            .unwrap();
+        let mut on_b = Events::new(stream);
+        assert_eq!(on_b.next_summary().await.unwrap()["totalEvents"], 0);
+
+        let event = json!({"eventType": "click", "timestamp": "2024-05-10T10:00:00Z"});
+        let created = client
+            .post(a.url("/api/events"))
+            .header("x-tenant-id", &tenant)
+            .json(&event)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+        assert_eq!(
+            on_b.next_summary().await.unwrap()["totalEvents"],
+            1,
+            "B's stream heard A's ingest ({shared:?})"
+        );
+        let read: Value = client
+            .get(b.url(&format!("/api/analytics/summary?{range}")))
+            .header("x-tenant-id", &tenant)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(read["totalEvents"], 1, "{read}");
+    }
 }

@@ -177,6 +177,7 @@ mod compact;
 mod config;
 mod error;
 mod events;
+mod feed;
 mod ingest;
 mod owed;
 mod partitions;
@@ -188,6 +189,7 @@ mod store;
 mod summary;
 
 pub use config::PostgresConfig;
+pub use feed::{CHANGES_CHANNEL, PgChangeFeed};
 pub use store::PostgresStore;
 
 /// The embedded schema migrations, for running them yourself (see the crate docs).

@@ -174,6 +174,10 @@ impl CacheBackend for RedisCache {
         let bytes = used_memory(&info);
         Ok(self.counters.stats(entries, bytes))
     }
+
+    fn shared_across_instances(&self) -> bool {
+        true
+    }
 }
 
 /// `used_memory` from an `INFO memory` reply: one text from a server, or one per node (summed)

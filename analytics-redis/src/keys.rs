@@ -69,6 +69,11 @@ impl Keys {
     pub(crate) fn channel(&self) -> String {
         format!("{}:invalidations", self.prefix)
     }
+
+    /// The channel change notices travel on between instances.
+    pub(crate) fn changes_channel(&self) -> String {
+        format!("{}:changes", self.prefix)
+    }
 }
 
 #[cfg(test)]

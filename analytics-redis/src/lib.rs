@@ -80,11 +80,13 @@
 mod cache;
 mod connection;
 mod error;
+mod feed;
 mod keys;
 mod rate_limit;
 mod tiered;
 
 pub use cache::RedisCache;
 pub use connection::RedisConfig;
+pub use feed::RedisChangeFeed;
 pub use rate_limit::{RedisRateLimitStore, TimeSource};
 pub use tiered::TieredCache;

@@ -303,6 +303,11 @@ impl CacheBackend for TieredCache {
         let remote = self.remote.stats().await?;
         Ok(self.counters.stats(remote.entries, remote.bytes))
     }
+
+    /// Every instance's local tier hears the invalidations through Redis.
+    fn shared_across_instances(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

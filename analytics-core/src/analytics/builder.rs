@@ -12,6 +12,7 @@ use crate::cache::single_flight::SingleFlight;
 use crate::cache::{CacheBackend, TtlPolicy};
 use crate::clock::{Clock, SystemClock};
 use crate::error::Result;
+use crate::feed::ChangeFeed;
 use crate::resilience::{
     BreakerConfig, BreakerStore, CircuitBreaker, InProcessRateLimitStore, LoadConfig, LoadShedder, RateLimitStore,
     RateLimiter, RateLimits,
@@ -57,6 +58,7 @@ pub struct AnalyticsBuilder {
     memo: MemoPolicy,
     live: LiveConfig,
     dependency_breakers: Vec<(String, CircuitBreaker)>,
+    feed: Option<Arc<dyn ChangeFeed>>,
 }
 
 impl AnalyticsBuilder {
@@ -103,6 +105,13 @@ impl AnalyticsBuilder {
     /// under `name`; while it is not closed the service reports itself degraded.
     pub fn dependency_breaker(mut self, name: impl Into<String>, breaker: CircuitBreaker) -> Self {
         self.dependency_breakers.push((name.into(), breaker));
+        self
+    }
+
+    /// The channel change notices travel on between instances (default: none; each instance's
+    /// live summaries then hear only its own ingests). See [`crate::feed`].
+    pub fn change_feed(mut self, feed: Arc<dyn ChangeFeed>) -> Self {
+        self.feed = Some(feed);
         self
     }
 
@@ -173,6 +182,7 @@ impl AnalyticsBuilder {
                 dependency_breakers: self.dependency_breakers,
                 fence: Default::default(),
                 changes,
+                feed: self.feed.map(super::feed_link::FeedLink::new).transpose()?,
             }),
         })
     }

@@ -62,6 +62,9 @@ pub(super) struct LiveHub {
     config: LiveConfig,
     topics: Mutex<HashMap<String, Topic>>,
     closing: watch::Sender<bool>,
+    /// Bumped when change notices may have been missed (a change feed resubscribed): every
+    /// topic recomputes.
+    resyncs: watch::Sender<u64>,
 }
 
 impl LiveHub {
@@ -70,7 +73,13 @@ impl LiveHub {
             config,
             topics: Mutex::default(),
             closing: watch::Sender::new(false),
+            resyncs: watch::Sender::new(0),
         }
+    }
+
+    /// Makes every topic recompute: notices may have been missed.
+    pub(super) fn resync(&self) {
+        self.resyncs.send_modify(|n| *n += 1);
     }
 
     fn topics(&self) -> std::sync::MutexGuard<'_, HashMap<String, Topic>> {
@@ -127,6 +136,7 @@ impl Analytics {
     ///
     /// Must be called within a tokio runtime: the topic's task is spawned on it.
     pub fn live_summary(&self, query: Query, options: SummaryOptions, last_seen: Option<String>) -> LiveSummary {
+        self.ensure_feed_listener();
         let hub = &self.inner.live;
         let key = format!("{}\u{1f}{}", query.canonical(), options.priority.get());
         let mut topics = hub.topics();
@@ -163,6 +173,7 @@ async fn run_topic(analytics: Analytics, key: String, query: Query, options: Sum
     let hub = &analytics.inner.live;
     // Subscribed before the first computation, so no ingest falls between the two.
     let mut notices = analytics.subscribe();
+    let mut resyncs = hub.resyncs.subscribe();
     let mut closing = hub.closing.subscribe();
     let coalesce = hub.config.coalesce;
     let close = |hub: &LiveHub| {
@@ -189,6 +200,7 @@ async fn run_topic(analytics: Analytics, key: String, query: Query, options: Sum
                     Err(broadcast::error::RecvError::Lagged(_)) => break,
                     Err(broadcast::error::RecvError::Closed) => return close(hub),
                 },
+                _ = resyncs.changed() => break,
                 () = sender.closed() => if hub.retire(&key, &sender) { return },
                 _ = closing.changed() => return close(hub),
             }

@@ -4,6 +4,7 @@ mod builder;
 mod compare;
 mod event_log;
 mod experiments;
+mod feed_link;
 mod health;
 pub mod live;
 mod memo;
@@ -119,6 +120,8 @@ struct Inner {
     dependency_breakers: Vec<(String, CircuitBreaker)>,
     /// Whether the cache may be used while invalidations are owed.
     fence: owed::CacheFence,
+    /// The channel to the other instances, if any.
+    feed: Option<feed_link::FeedLink>,
 }
 
 impl Analytics {
@@ -230,6 +233,9 @@ impl Analytics {
                 tenant: tenant.clone(),
                 accepted: outcome.accepted.len(),
             });
+            if let Some(feed) = &self.inner.feed {
+                feed.publish(tenant, outcome.accepted.len(), &tags);
+            }
         }
         Ok(outcome)
     }

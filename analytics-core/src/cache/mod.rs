@@ -259,6 +259,13 @@ pub trait CacheBackend: Send + Sync + Debug {
 
     /// Counters and size.
     async fn stats(&self) -> Result<CacheStats>;
+
+    /// Whether every instance of a deployment sees this cache's invalidations (a shared cache,
+    /// such as Redis), so a change notice from another instance needs no invalidation here.
+    /// Default `false`: an in-process cache, invalidated on every notice from another instance.
+    fn shared_across_instances(&self) -> bool {
+        false
+    }
 }
 
 /// A backend that stores nothing: every lookup misses. For deployments that want no caching.

@@ -76,6 +76,9 @@ impl CacheBackend for BreakerCache {
     async fn stats(&self) -> Result<CacheStats> {
         self.breaker.call(self.inner.stats()).await
     }
+    fn shared_across_instances(&self) -> bool {
+        self.inner.shared_across_instances()
+    }
 }
 
 /// A [`RateLimitStore`] behind a [`CircuitBreaker`]: while open, checks fail at once and the

@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod binary;
+pub mod sse;
 
 use std::sync::Arc;
 use std::time::Duration;

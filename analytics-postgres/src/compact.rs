@@ -101,12 +101,47 @@ RETURNING p.level, p.period, p.events, p.counts, p.users";
 
 type StoredRow = (i16, i64, i64, Vec<u8>, Option<Vec<u8>>);
 
-/// Merges the rows of each of `tenant`'s `keys` into one; returns how many rows were removed.
-pub(crate) async fn compact(pool: &PgPool, tenant: &str, keys: &[PeriodKey]) -> analytics_core::Result<u64> {
+/// How a compaction takes its tenant's lock (per schema, so deployments sharing a database do
+/// not hold each other up): one compaction of a tenant runs at a time across instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TenantLock {
+    /// Wait for it: an ingest compacting the periods it wrote keeps its bound on rows.
+    Wait,
+    /// Skip the tenant if another instance holds it: a maintenance sweep leaves the tenant to it.
+    Try,
+}
+
+impl TenantLock {
+    fn sql(self) -> &'static str {
+        match self {
+            Self::Wait => {
+                "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.compact'), hashtext($1)) IS NOT NULL"
+            }
+            Self::Try => "SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.compact'), hashtext($1))",
+        }
+    }
+}
+
+/// Merges the rows of each of `tenant`'s `keys` into one; returns how many rows were removed, or
+/// `None` when `lock` is [`TenantLock::Try`] and another instance is compacting the tenant.
+pub(crate) async fn compact(
+    pool: &PgPool,
+    tenant: &str,
+    keys: &[PeriodKey],
+    lock: TenantLock,
+) -> analytics_core::Result<Option<u64>> {
     let mut tx = pool.begin().await.map_err(|e| error::map("compaction", e))?;
+    let locked: bool = sqlx::query_scalar(lock.sql())
+        .bind(tenant)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| error::map("compaction", e))?;
+    if !locked {
+        return Ok(None);
+    }
     let removed = compact_in(&mut tx, tenant, keys).await?;
     tx.commit().await.map_err(|e| error::map("compaction", e))?;
-    Ok(removed)
+    Ok(Some(removed))
 }
 
 async fn compact_in(conn: &mut PgConnection, tenant: &str, keys: &[PeriodKey]) -> analytics_core::Result<u64> {
@@ -166,7 +201,8 @@ pub(crate) async fn compact_all(pool: &PgPool) -> analytics_core::Result<u64> {
     let mut removed = 0;
     for (tenant, keys) in by_tenant {
         for chunk in keys.chunks(KEYS_PER_TRANSACTION) {
-            removed += compact(pool, &tenant, chunk).await?;
+            // A tenant another instance is compacting is left to it.
+            removed += compact(pool, &tenant, chunk, TenantLock::Try).await?.unwrap_or(0);
         }
     }
     Ok(removed)

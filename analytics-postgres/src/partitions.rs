@@ -65,11 +65,11 @@ async fn create(pool: &PgPool, month: MonthIndex) -> Result<()> {
         from.to_rfc3339(),
         to.to_rfc3339()
     );
-    match sqlx::query(&sql).execute(pool).await {
-        Ok(_) => Ok(()),
+    match create_serialized(pool, month, &sql).await {
+        Ok(()) => Ok(()),
         Err(e) => match error::code(&e).as_deref() {
-            // Another process created it at the same moment (catalog unique index or
-            // duplicate table): it exists, which is all we need.
+            // Another process created it at the same moment without taking the lock (an older
+            // version): it exists, which is all we need.
             Some(sqlstate::UNIQUE_VIOLATION | sqlstate::DUPLICATE_TABLE) => Ok(()),
             // The default partition already holds events of this month (they arrived while the
             // partition could not be created): the month stays in the default partition, which
@@ -78,6 +78,18 @@ async fn create(pool: &PgPool, month: MonthIndex) -> Result<()> {
             _ => Err(error::map("create partition", e)),
         },
     }
+}
+
+/// Runs `create` holding the month's partition lock for its transaction (per schema): instances
+/// creating the same month's partition at once take turns, and the later one finds it exists.
+async fn create_serialized(pool: &PgPool, month: MonthIndex, create: &str) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.partition'), $1)")
+        .bind(month)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(create).execute(&mut *tx).await?;
+    tx.commit().await
 }
 
 #[cfg(test)]

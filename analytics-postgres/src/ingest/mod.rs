@@ -72,7 +72,12 @@ pub(crate) async fn append(
         }
     };
     let due = state.compaction.record(tenant, &touched);
-    if !due.is_empty() && compact::compact(pool, tenant, &due).await.is_err() {
+    // A compaction that failed is retried on a later batch.
+    if !due.is_empty()
+        && compact::compact(pool, tenant, &due, compact::TenantLock::Wait)
+            .await
+            .is_err()
+    {
         state.compaction.retry_later(tenant, &due);
     }
     Ok(outcome(events, &batch.positions, &is_new))

@@ -4,6 +4,7 @@ use analytics_core::testkit;
 use analytics_postgres::{PostgresConfig, PostgresStore};
 
 /// A store in a fresh schema named after `test`, or `None` (skip) without `DATABASE_URL`.
+#[allow(dead_code)] // Not every test file needs it.
 pub(crate) async fn store(test: &str) -> Option<PostgresStore> {
     let config = config(test)?;
     Some(

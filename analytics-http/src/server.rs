@@ -70,6 +70,11 @@ pub struct Backends {
     /// A PostgreSQL read replica URL for summaries and the event log.
     #[arg(long, env = "ANALYTICS_READ_URL", global = true)]
     pub read_url: Option<String>,
+    /// With `--read-url`: how long a read waits for the replica to replay every write
+    /// acknowledged before it, before reading the primary instead (so reads never miss an
+    /// acknowledged write and no lagging answer is cached). `off` reads the replica as it is.
+    #[arg(long, env = "ANALYTICS_REPLICA_WAIT_MS", default_value = "100", value_parser = parse_replica_wait, global = true)]
+    pub replica_wait_ms: ReplicaWait,
     /// `memory` or a `redis://` URL (a moka tier in front of Redis, kept coherent across
     /// instances; rate limits are then shared through Redis too).
     #[arg(long, env = "ANALYTICS_CACHE", default_value = "memory", global = true)]
@@ -198,6 +203,25 @@ async fn serve(backends: &Backends, args: &ServeArgs) -> Result<(), BoxError> {
     Ok(())
 }
 
+/// `--replica-wait-ms`: milliseconds, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaWait {
+    /// Wait up to this long for the replica, then read the primary.
+    Up(Duration),
+    /// Read the replica as it is.
+    Off,
+}
+
+fn parse_replica_wait(raw: &str) -> Result<ReplicaWait, String> {
+    match raw {
+        "off" => Ok(ReplicaWait::Off),
+        ms => ms
+            .parse()
+            .map(|ms| ReplicaWait::Up(Duration::from_millis(ms)))
+            .map_err(|_| format!("{ms:?} is neither a number of milliseconds nor `off`")),
+    }
+}
+
 /// The facade over the configured store and cache.
 ///
 /// # Errors
@@ -220,7 +244,8 @@ pub async fn build(backends: &Backends, limits: RateLimits) -> Result<Analytics,
         }
         url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             let timeout = Duration::from_millis(backends.store_timeout_ms);
-            postgres_backends(builder, url, backends.read_url.as_deref(), timeout, !redis_shared).await?
+            let replica = backends.read_url.as_deref().map(|url| (url, backends.replica_wait_ms));
+            postgres_backends(builder, url, replica, timeout, !redis_shared).await?
         }
         other => return Err(format!("--store must be `memory` or a postgres:// URL, not {other:?}").into()),
     };
@@ -239,13 +264,17 @@ pub async fn build(backends: &Backends, limits: RateLimits) -> Result<Analytics,
 async fn postgres_backends(
     builder: analytics_core::AnalyticsBuilder,
     url: &str,
-    read_url: Option<&str>,
+    replica: Option<(&str, ReplicaWait)>,
     timeout: Duration,
     feed: bool,
 ) -> Result<analytics_core::AnalyticsBuilder, BoxError> {
+    use analytics_postgres::ReplicaReads;
     let mut config = analytics_postgres::PostgresConfig::new(url).acquire_timeout(timeout);
-    if let Some(read) = read_url {
-        config = config.read_replica(read);
+    if let Some((read, wait)) = replica {
+        config = config.read_replica(read).replica_reads(match wait {
+            ReplicaWait::Up(wait) => ReplicaReads::Consistent { wait },
+            ReplicaWait::Off => ReplicaReads::Lagging,
+        });
     }
     let store = analytics_postgres::PostgresStore::connect(&config).await?;
     let builder = if feed {
@@ -260,7 +289,7 @@ async fn postgres_backends(
 async fn postgres_backends(
     _builder: analytics_core::AnalyticsBuilder,
     _url: &str,
-    _read_url: Option<&str>,
+    _replica: Option<(&str, ReplicaWait)>,
     _: Duration,
     _feed: bool,
 ) -> Result<analytics_core::AnalyticsBuilder, BoxError> {

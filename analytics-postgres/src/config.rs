@@ -1,5 +1,6 @@
 //! [`PostgresConfig`]: where the store connects and how.
 
+use crate::replica::ReplicaReads;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -32,6 +33,7 @@ pub struct PostgresConfig {
     acquire_timeout: Duration,
     migrate: bool,
     compact_after: u32,
+    replica_reads: ReplicaReads,
 }
 
 impl PostgresConfig {
@@ -49,6 +51,7 @@ impl PostgresConfig {
             acquire_timeout: Duration::from_secs(5),
             migrate: true,
             compact_after: 16,
+            replica_reads: ReplicaReads::default(),
         }
     }
 
@@ -57,12 +60,24 @@ impl PostgresConfig {
         &self.url
     }
 
-    /// Serves summaries and the event log from a replica at `url`. Writes, experiments, tenants
-    /// and API keys stay on the primary. A replica lags: a summary may miss events acknowledged
-    /// a moment ago (read-your-writes holds only without a replica).
+    /// Serves summaries, the event log and experiment counts from a replica at `url` (one
+    /// server: the freshness check asks it where it is). Writes, tenants and API keys stay on
+    /// the primary. By default a read waits for the replica to replay every write acknowledged
+    /// before it, up to 100 ms, else reads the primary: see [`replica_reads`](Self::replica_reads).
     pub fn read_replica(mut self, url: impl Into<String>) -> Self {
         self.read_url = Some(url.into());
         self
+    }
+
+    /// What a read does about the replica's lag (default [`ReplicaReads::Consistent`], 100 ms;
+    /// see the [`replica` module](crate::replica)).
+    pub fn replica_reads(mut self, policy: ReplicaReads) -> Self {
+        self.replica_reads = policy;
+        self
+    }
+
+    pub(crate) fn replica_policy(&self) -> ReplicaReads {
+        self.replica_reads
     }
 
     /// Keeps every table in `schema` (created if missing) instead of the server's default
@@ -165,15 +180,15 @@ impl PostgresConfig {
     }
 
     /// Connects the write pool (and the read pool, if any).
-    pub(crate) async fn connect(&self) -> Result<(PgPool, PgPool)> {
+    pub(crate) async fn connect(&self) -> Result<(PgPool, Option<PgPool>)> {
         self.validate()?;
         if let Some(schema) = &self.schema {
             create_schema(&self.url, schema).await?;
         }
         let write = self.pool(&self.url, "url", self.max_connections).await?;
         let read = match &self.read_url {
-            Some(url) => self.pool(url, "readReplica", self.read_max_connections).await?,
-            None => write.clone(),
+            Some(url) => Some(self.pool(url, "readReplica", self.read_max_connections).await?),
+            None => None,
         };
         Ok((write, read))
     }

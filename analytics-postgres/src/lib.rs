@@ -125,8 +125,11 @@
 //!
 //! # Connections and errors
 //!
-//! A write pool and an optional read pool ([`PostgresConfig::read_replica`]); a statement and
-//! lock timeout on every session. Every sqlx error is mapped into core's error: connection loss,
+//! A write pool and an optional read pool ([`PostgresConfig::read_replica`]); a read goes to the
+//! replica only once it has replayed every write acknowledged before the read, within a bounded
+//! wait, else to the primary ([`replica`]). Change notices between instances travel over
+//! `LISTEN/NOTIFY` ([`PgChangeFeed`]); compaction and partition creation take advisory locks, so
+//! instances sharing the database take turns. A statement and lock timeout on every session. Every sqlx error is mapped into core's error: connection loss,
 //! pool exhaustion, timeouts and lost deadlocks are transient; the rest permanent.
 //!
 //! # Figures
@@ -183,6 +186,7 @@ mod owed;
 mod partitions;
 mod rebuild;
 mod registry;
+pub mod replica;
 mod sketch;
 mod stats;
 mod store;
@@ -190,6 +194,7 @@ mod summary;
 
 pub use config::PostgresConfig;
 pub use feed::{CHANGES_CHANNEL, PgChangeFeed};
+pub use replica::{ReplicaReads, ReplicaStats};
 pub use store::PostgresStore;
 
 /// The embedded schema migrations, for running them yourself (see the crate docs).

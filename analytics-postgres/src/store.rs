@@ -17,6 +17,7 @@ use crate::config::PostgresConfig;
 use crate::error::{self, corrupt};
 use crate::ingest::{IngestState, KnownExposures};
 use crate::partitions::Partitions;
+use crate::replica::{Readers, ReplicaStats};
 use crate::stats::{Dim, LEVEL_DAY, VARIANT_SEPARATOR};
 use crate::{events, ingest, owed, rebuild, registry, stats, summary};
 
@@ -26,7 +27,7 @@ use crate::{events, ingest, owed, rebuild, registry, stats, summary};
 #[derive(Debug)]
 pub struct PostgresStore {
     write: PgPool,
-    read: PgPool,
+    readers: Readers,
     partitions: Partitions,
     ingest: IngestState,
 }
@@ -48,8 +49,8 @@ impl PostgresStore {
             rebuild::if_pending(&write).await?;
         }
         Ok(Self {
+            readers: Readers::new(write.clone(), read, config.replica_policy()),
             write,
-            read,
             partitions: Partitions::default(),
             ingest: IngestState {
                 compaction: CompactionTracker::new(config.compaction_threshold()),
@@ -71,6 +72,11 @@ impl PostgresStore {
         compact::compact_all(&self.write).await
     }
 
+    /// How reads were served when a replica is configured (see [`ReplicaReads`](crate::ReplicaReads)).
+    pub fn replica_stats(&self) -> ReplicaStats {
+        self.readers.stats()
+    }
+
     /// The write pool (the primary), for callers that add their own tables alongside.
     pub fn pool(&self) -> &PgPool {
         &self.write
@@ -79,7 +85,9 @@ impl PostgresStore {
     /// Closes both pools, waiting for checked-out connections to return.
     pub async fn close(&self) {
         self.write.close().await;
-        self.read.close().await;
+        if let Some(replica) = self.readers.replica() {
+            replica.close().await;
+        }
     }
 
     /// Whole-experiment counts per variant: `events` (every event carrying the experiment and
@@ -97,6 +105,7 @@ impl PostgresStore {
         experiment: &ExperimentId,
         conversion_event_type: &EventType,
     ) -> Result<BTreeMap<VariantKey, VariantCounts>> {
+        let read = self.readers.pool().await?;
         let users = sqlx::query_as::<_, (String, i64, i64)>(
             "SELECT variant, count(*), count(*) FILTER (WHERE $3 = ANY(event_types))
              FROM experiment_users WHERE tenant_id = $1 AND experiment_id = $2 GROUP BY variant",
@@ -104,12 +113,12 @@ impl PostgresStore {
         .bind(tenant.as_str())
         .bind(experiment.as_str())
         .bind(conversion_event_type.as_str())
-        .fetch_all(&self.read);
+        .fetch_all(read);
         let days =
             sqlx::query_scalar::<_, Vec<u8>>("SELECT counts FROM period_stats WHERE tenant_id = $1 AND level = $2")
                 .bind(tenant.as_str())
                 .bind(LEVEL_DAY)
-                .fetch_all(&self.read);
+                .fetch_all(read);
         let (users, days) = futures_util::future::try_join(users, days)
             .await
             .map_err(|e| error::map("experiment state", e))?;
@@ -149,11 +158,11 @@ impl EventStore for PostgresStore {
     }
 
     async fn summary(&self, plan: &QueryPlan) -> Result<Aggregates> {
-        summary::summary(&self.read, plan).await
+        summary::summary(self.readers.pool().await?, plan).await
     }
 
     async fn list_events(&self, tenant: &TenantId, query: &EventListQuery) -> Result<EventPage> {
-        events::list(&self.read, tenant, query).await
+        events::list(self.readers.pool().await?, tenant, query).await
     }
 
     async fn experiment_counts(
@@ -214,13 +223,17 @@ impl EventStore for PostgresStore {
             .execute(&self.write)
             .await
             .map_err(|e| error::map("health check", e))?;
-        let detail = format!(
-            "write pool {}/{} idle, read pool {}/{} idle",
-            self.write.num_idle(),
-            self.write.size(),
-            self.read.num_idle(),
-            self.read.size()
-        );
+        let mut detail = format!("write pool {}/{} idle", self.write.num_idle(), self.write.size());
+        if let Some(replica) = self.readers.replica() {
+            let served = self.readers.stats();
+            detail += &format!(
+                ", replica pool {}/{} idle, reads served by the replica {} and by the primary {}",
+                replica.num_idle(),
+                replica.size(),
+                served.replica,
+                served.primary
+            );
+        }
         Ok(StoreHealth {
             healthy: true,
             backend: "postgres".into(),

@@ -52,3 +52,15 @@ start_postgres() { # data dir, port
   pg_user_run "$pg_bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
     -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
 }
+# A streaming replica of the cluster on port $1, in $2 on port $3, applying each commit $4 late
+# (`recovery_min_apply_delay`, so tests meet real lag). Ready when pg_ctl says it started.
+start_replica() { # primary port, data dir, port, apply delay
+  local primary=$1 data=$2 port=$3 delay=$4
+  if [ "$(id -u)" -eq 0 ]; then mkdir -p "$data" && chown postgres:postgres "$data" && chmod 700 "$data"; fi
+  local out # (it warns about the primary's socket file in its data directory: not a problem)
+  out=$(pg_user_run "$pg_bin/pg_basebackup" -D "$data" -R -X stream -h 127.0.0.1 -p "$primary" -U postgres --no-sync 2>&1) ||
+    { echo "$out" >&2; return 1; }
+  pg_user_run "$pg_bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
+    -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 -c hot_standby=on -c recovery_min_apply_delay=$delay" \
+    start >/dev/null
+}

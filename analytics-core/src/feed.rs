@@ -14,8 +14,10 @@
 //! `analytics-postgres`).
 
 use std::fmt::Debug;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
@@ -125,5 +127,42 @@ impl ChangeFeed for MemoryChangeFeed {
                 return;
             }
         }
+    }
+}
+
+/// The longest pause between attempts to subscribe again.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The listening loop every network feed shares: `subscribe` makes a subscription and returns
+/// the payloads it receives as a stream that ends when the subscription is lost (or `None` when
+/// it cannot be made). Payloads that are notices are delivered; after a loss or a failed attempt
+/// the next subscription is announced as [`FeedEvent::Resubscribed`] (notices may have been
+/// missed, and a stream may have opened meanwhile), with a backoff from 50 ms to 5 s between
+/// attempts. Returns when `deliver` returns `false`.
+pub async fn listen_resubscribing<F, Fut, S>(deliver: &(dyn Fn(FeedEvent) -> bool + Send + Sync), mut subscribe: F)
+where
+    F: FnMut() -> Fut + Send,
+    Fut: Future<Output = Option<S>> + Send,
+    S: Stream<Item = String> + Send + Unpin,
+{
+    let mut backoff = Duration::from_millis(50);
+    let mut missed = false;
+    loop {
+        if let Some(mut payloads) = subscribe().await {
+            if missed && !deliver(FeedEvent::Resubscribed) {
+                return;
+            }
+            backoff = Duration::from_millis(50);
+            while let Some(payload) = payloads.next().await {
+                if let Some(notice) = FeedNotice::decode(&payload)
+                    && !deliver(FeedEvent::Notice(notice))
+                {
+                    return;
+                }
+            }
+        }
+        missed = true;
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }

@@ -1,9 +1,7 @@
 //! [`PgChangeFeed`]: change notices between instances over PostgreSQL `LISTEN/NOTIFY`.
 
-use std::time::Duration;
-
 use analytics_core::Result;
-use analytics_core::feed::{ChangeFeed, FeedEvent, FeedNotice};
+use analytics_core::feed::{ChangeFeed, FeedEvent, FeedNotice, listen_resubscribing};
 use async_trait::async_trait;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
@@ -12,8 +10,6 @@ use crate::error;
 
 /// The notification channel (one per database).
 pub const CHANGES_CHANNEL: &str = "analytics_changes";
-/// The longest pause between attempts to listen again.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// A [`ChangeFeed`] on PostgreSQL `LISTEN/NOTIFY`, for deployments that share only the store:
 /// every instance on the same database hears every other's ingests.
@@ -52,29 +48,20 @@ impl ChangeFeed for PgChangeFeed {
     }
 
     async fn listen(&self, deliver: &(dyn Fn(FeedEvent) -> bool + Send + Sync)) {
-        let mut backoff = Duration::from_millis(50);
-        // Whether notices may have been missed before the next subscription: after any loss or
-        // failed attempt, not before the first.
-        let mut missed = false;
-        loop {
-            if let Some(mut listener) = self.subscribe().await {
-                if missed && !deliver(FeedEvent::Resubscribed) {
-                    return;
-                }
-                backoff = Duration::from_millis(50);
-                // `try_recv` says `None` when the connection is lost; a new listener is made
-                // then, so the loss is reported once it is back.
-                while let Ok(Some(notification)) = listener.try_recv().await {
-                    if let Some(notice) = FeedNotice::decode(notification.payload())
-                        && !deliver(FeedEvent::Notice(notice))
-                    {
-                        return;
+        listen_resubscribing(deliver, || async {
+            let listener = self.subscribe().await?;
+            // `try_recv` says `None` when the connection is lost: the stream ends there, and a
+            // new listener is made (so the loss is announced once it is back).
+            Some(Box::pin(futures_util::stream::unfold(
+                listener,
+                |mut listener| async move {
+                    match listener.try_recv().await {
+                        Ok(Some(notification)) => Some((notification.payload().to_owned(), listener)),
+                        _ => None,
                     }
-                }
-            }
-            missed = true;
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
+                },
+            )))
+        })
+        .await;
     }
 }

@@ -236,17 +236,6 @@ async fn an_unreachable_server_is_a_transient_error() {
 }
 
 /// The most `period_stats` rows any (level, period) of `tenant` has.
-async fn max_rows_per_period(store: &PostgresStore, tenant: &TenantId) -> i64 {
-    sqlx::query_scalar(
-        "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM period_stats WHERE tenant_id = $1 \
-         GROUP BY level, period) AS p",
-    )
-    .bind(tenant.as_str())
-    .fetch_one(store.pool())
-    .await
-    .unwrap()
-}
-
 /// 20 batches of 50 events, every batch spread over the same three hours of 2024-05-01.
 fn three_hour_batches(t: &TenantId) -> Vec<Vec<Event>> {
     let start: DateTime<Utc> = "2024-05-01T09:00:00Z".parse().unwrap();
@@ -296,14 +285,14 @@ async fn compaction_bounds_rows_per_period_and_changes_no_answer() {
     }
     compactor.await.unwrap();
     // Each period was compacted after at most three of this store's rows.
-    assert!(max_rows_per_period(&store, &t).await <= 3);
+    assert!(support::max_rows_per_period(&store, &t).await <= 3);
     let events: Vec<Event> = batches.into_iter().flatten().collect();
     for exact in [true, false] {
         assert_matches_reference(&store, &events, query(&t, "2024-05-01", "2024-05-01", exact)).await;
     }
     store.compact().await.unwrap();
     assert_eq!(
-        max_rows_per_period(&store, &t).await,
+        support::max_rows_per_period(&store, &t).await,
         1,
         "compact() leaves one row per period"
     );

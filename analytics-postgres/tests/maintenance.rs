@@ -25,17 +25,6 @@ fn events(tenant: &TenantId, prefix: &str, start: &str, n: usize) -> Vec<Event> 
         .collect()
 }
 
-async fn max_rows_per_period(store: &PostgresStore, tenant: &TenantId) -> i64 {
-    sqlx::query_scalar(
-        "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM period_stats WHERE tenant_id = $1 \
-         GROUP BY level, period) AS p",
-    )
-    .bind(tenant.as_str())
-    .fetch_one(store.pool())
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sweep_leaves_a_tenant_another_instance_is_compacting() {
     let Some(config) = support::config("sweep_lock") else {
@@ -53,7 +42,7 @@ async fn a_sweep_leaves_a_tenant_another_instance_is_compacting() {
             .await
             .unwrap();
     }
-    assert_eq!(max_rows_per_period(&store, &tenant).await, 3);
+    assert_eq!(support::max_rows_per_period(&store, &tenant).await, 3);
 
     // Another instance holds the tenant's compaction lock (same schema, same key).
     let mut other = store.pool().begin().await.unwrap();
@@ -67,11 +56,11 @@ async fn a_sweep_leaves_a_tenant_another_instance_is_compacting() {
         0,
         "the sweep skips the tenant, without waiting"
     );
-    assert_eq!(max_rows_per_period(&store, &tenant).await, 3);
+    assert_eq!(support::max_rows_per_period(&store, &tenant).await, 3);
 
     other.rollback().await.unwrap();
     assert!(store.compact().await.unwrap() > 0, "and compacts it once it is free");
-    assert_eq!(max_rows_per_period(&store, &tenant).await, 1);
+    assert_eq!(support::max_rows_per_period(&store, &tenant).await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,18 +1,13 @@
 //! [`RedisChangeFeed`]: change notices between instances over Redis pub/sub.
 
-use std::time::Duration;
-
 use analytics_core::Result;
-use analytics_core::feed::{ChangeFeed, FeedEvent, FeedNotice};
+use analytics_core::feed::{ChangeFeed, FeedEvent, FeedNotice, listen_resubscribing};
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use redis::Client;
 
 use crate::connection::{RedisConfig, RedisConnection};
 use crate::error;
-
-/// The longest pause between attempts to resubscribe.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// A [`ChangeFeed`] on Redis pub/sub (a channel under the configuration's key prefix): every
 /// instance of a deployment that shares the Redis hears every other's ingests.
@@ -57,34 +52,16 @@ impl ChangeFeed for RedisChangeFeed {
     }
 
     async fn listen(&self, deliver: &(dyn Fn(FeedEvent) -> bool + Send + Sync)) {
-        let mut backoff = Duration::from_millis(50);
-        // Whether notices may have been missed before the next subscription: after any loss or
-        // failed attempt (a stream may have opened meanwhile), not before the first.
-        let mut missed = false;
-        loop {
-            if let Ok(mut pubsub) = self.client.get_async_pubsub().await
-                && pubsub.subscribe(&self.channel).await.is_ok()
-            {
-                if missed && !deliver(FeedEvent::Resubscribed) {
-                    return;
-                }
-                backoff = Duration::from_millis(50);
-                let mut messages = pubsub.into_on_message();
-                while let Some(message) = messages.next().await {
-                    let notice = message
-                        .get_payload::<String>()
-                        .ok()
-                        .and_then(|p| FeedNotice::decode(&p));
-                    if let Some(notice) = notice
-                        && !deliver(FeedEvent::Notice(notice))
-                    {
-                        return;
-                    }
-                }
-            }
-            missed = true;
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
+        listen_resubscribing(deliver, || async {
+            let mut pubsub = self.client.get_async_pubsub().await.ok()?;
+            pubsub.subscribe(&self.channel).await.ok()?;
+            // Ends when the connection is lost.
+            Some(
+                pubsub
+                    .into_on_message()
+                    .filter_map(|message| std::future::ready(message.get_payload::<String>().ok())),
+            )
+        })
+        .await;
     }
 }

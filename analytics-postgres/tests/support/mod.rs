@@ -1,5 +1,6 @@
 //! Shared setup: a store on the test server in a schema of its own.
 
+use analytics_core::model::TenantId;
 use analytics_core::testkit;
 use analytics_postgres::{PostgresConfig, PostgresStore};
 
@@ -19,4 +20,17 @@ pub(crate) fn config(test: &str) -> Option<PostgresConfig> {
     let url = testkit::server_url("DATABASE_URL", test)?;
     let schema = format!("test_{test}_{:016x}", getrandom::u64().expect("OS randomness"));
     Some(PostgresConfig::new(url).schema(schema).max_connections(8))
+}
+
+/// The most `period_stats` rows any one period of `tenant` has.
+#[allow(dead_code)] // Not every test file needs it.
+pub(crate) async fn max_rows_per_period(store: &PostgresStore, tenant: &TenantId) -> i64 {
+    sqlx::query_scalar(
+        "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM period_stats WHERE tenant_id = $1 \
+         GROUP BY level, period) AS p",
+    )
+    .bind(tenant.as_str())
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
 }

@@ -6,76 +6,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use analytics_core::testkit::process::{free_port, redis_server};
 
 use common::binary::Server;
 use serde_json::{Value, json};
-
-/// A `redis-server` of this test's own on a fixed port, killed (SIGKILL) when dropped.
-struct Redis {
-    child: Child,
-}
-
-impl Redis {
-    /// Starts one on `port`, or `None` (skip) when redis-server is not installed and not required.
-    fn start(port: u16) -> Option<Self> {
-        let spawned = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::piped())
-            .spawn();
-        let mut child = match spawned {
-            Ok(child) => child,
-            Err(_) if std::env::var("ANALYTICS_REQUIRE_SERVERS").as_deref() == Ok("1") => {
-                panic!("redis-server is not installed but ANALYTICS_REQUIRE_SERVERS=1")
-            }
-            Err(_) => {
-                eprintln!("skipping redis_faults: install redis-server to run it");
-                return None;
-            }
-        };
-        // Ready when it says so.
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let ready = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .any(|l| l.contains("Ready to accept connections"));
-        assert!(ready, "redis-server did not start");
-        // Keep draining its log so it never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Some(Self { child })
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 struct Reply {
     status: u16,
@@ -107,7 +43,7 @@ fn cache_breaker(health: &Value) -> &str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_and_restarted() {
     let port = free_port();
-    let Some(redis) = Redis::start(port) else {
+    let Some(redis) = redis_server("redis_faults", port) else {
         return;
     };
     let cache = format!("redis://127.0.0.1:{port}");
@@ -146,7 +82,7 @@ async fn redis_killed_and_restarted() {
     eprintln!("Redis dead: 12 reads, slowest {slowest:?}; health {:?}", health.took);
 
     // Redis is back on the same port (empty). The server says when its breaker has closed.
-    let _redis = Redis::start(port).expect("redis-server starts again");
+    let _redis = redis_server("redis_faults", port).expect("redis-server starts again");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let health = call(http.get(server.url("/api/analytics/health"))).await;

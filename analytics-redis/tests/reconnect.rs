@@ -3,18 +3,19 @@
 //! (the connection's stale failure is not handed to it, so a breaker's first trial is not
 //! wasted). The test starts its own `redis-server` and ends only that process.
 
-#[path = "support/server.rs"]
-mod server;
-
 use analytics_core::cache::CacheBackend;
+use analytics_core::testkit::process::{free_port, redis_server};
 use analytics_redis::{RedisCache, RedisConfig};
-use server::{OwnRedis, free_port};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_call_after_redis_returns_succeeds() {
     let port = free_port();
-    let Some(redis) = OwnRedis::start(port) else { return };
-    let cache = RedisCache::connect(&RedisConfig::new(redis.url())).await.unwrap();
+    let Some(redis) = redis_server("reconnect", port) else {
+        return;
+    };
+    let cache = RedisCache::connect(&RedisConfig::new(format!("redis://127.0.0.1:{port}")))
+        .await
+        .unwrap();
     cache.stats().await.expect("Redis is up");
 
     redis.kill();
@@ -24,6 +25,6 @@ async fn the_first_call_after_redis_returns_succeeds() {
         assert!(failed.unwrap_err().is_transient(), "an outage is transient");
     }
 
-    let _redis = OwnRedis::start(port).expect("started again");
+    let _redis = redis_server("reconnect", port).expect("started again");
     cache.stats().await.expect("the first call after Redis is back");
 }

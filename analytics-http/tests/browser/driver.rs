@@ -1,11 +1,12 @@
 //! Headless Chromium over chromedriver: the session, waits signalled by the page, console
 //! errors and screenshots.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use analytics_core::testkit::process::ChildServer;
+pub(crate) use analytics_core::testkit::process::free_port;
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
@@ -16,53 +17,22 @@ pub(crate) const WAIT: Duration = Duration::from_secs(15);
 
 /// A chromedriver process, ended (by its PID) when dropped.
 pub(crate) struct Driver {
-    child: Child,
+    _process: ChildServer,
     url: String,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// Starts chromedriver, or `None` (skip) when it is not installed and not required.
 pub(crate) fn chromedriver(test: &str) -> Option<Driver> {
     let port = free_port();
-    let spawned = Command::new("chromedriver")
+    let mut command = Command::new("chromedriver");
+    command
         .arg(format!("--port={port}"))
         // The page computes "today" in the browser's timezone; UTC keeps it equal to the test's.
         .env("TZ", "UTC")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn();
-    let mut child = match spawned {
-        Ok(child) => child,
-        Err(_) if std::env::var("ANALYTICS_REQUIRE_SERVERS").as_deref() == Ok("1") => {
-            panic!("{test}: chromedriver is not installed but ANALYTICS_REQUIRE_SERVERS=1")
-        }
-        Err(_) => {
-            eprintln!("skipping {test}: install chromium and chromium-driver to run it");
-            return None;
-        }
-    };
-    // Ready when it says so.
-    let stdout = child.stdout.take().expect("piped stdout");
-    let ready = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .any(|line| line.contains("started successfully"));
-    assert!(ready, "chromedriver did not start");
+        .stderr(Stdio::null());
+    let process = ChildServer::start(test, command, "started successfully")?;
     Some(Driver {
-        child,
+        _process: process,
         url: format!("http://127.0.0.1:{port}"),
     })
 }

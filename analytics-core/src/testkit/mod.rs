@@ -24,6 +24,7 @@
 pub mod cache;
 mod data;
 mod faults;
+pub mod feed;
 pub mod process;
 pub mod rate_limit;
 pub mod store;

@@ -260,3 +260,75 @@ async fn reads_through_a_lagging_replica_see_each_acknowledged_write() {
         }
     }
 }
+
+/// Two server processes sharing PostgreSQL and Redis: together they admit no more than a rate
+/// limit allows, and killing one (SIGKILL) loses none of the events it acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_limits_and_a_killed_one_loses_nothing() {
+    let Some(database) = server_url("DATABASE_URL", "two_instances_limits") else {
+        return;
+    };
+    let Some(redis) = server_url("REDIS_URL", "two_instances_limits") else {
+        return;
+    };
+    let args = [
+        "--auth",
+        "header",
+        "--store",
+        &database,
+        "--cache",
+        &redis,
+        "--rate-limit",
+        "analytics=10/3600",
+    ];
+    let (a, b) = (Server::start(&args), Server::start(&args));
+    let tenant = unique("shared");
+    let client = reqwest::Client::new();
+    let summary = "/api/analytics/summary?startDate=2024-05-01&endDate=2024-05-31";
+    let mut admitted = 0;
+    for i in 0..16 {
+        let server = if i % 2 == 0 { &a } else { &b };
+        let reply = client
+            .get(server.url(summary))
+            .header("x-tenant-id", &tenant)
+            .send()
+            .await
+            .unwrap();
+        match reply.status().as_u16() {
+            200 => admitted += 1,
+            429 => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(admitted, 10, "the two instances admitted the limit together, not each");
+
+    let mut acknowledged = 0;
+    for i in 0..20 {
+        let event = json!({"id": format!("k{i}"), "eventType": "click", "timestamp": "2024-05-10T10:00:00Z"});
+        let reply = client
+            .post(a.url("/api/events"))
+            .header("x-tenant-id", &tenant)
+            .json(&event)
+            .send()
+            .await
+            .unwrap();
+        if reply.status() == 201 {
+            acknowledged += 1;
+        }
+    }
+    a.kill();
+    let log: Value = client
+        .get(b.url("/api/events?limit=100"))
+        .header("x-tenant-id", &tenant)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(acknowledged, 20);
+    assert_eq!(
+        log["total"], acknowledged,
+        "every acknowledged event is there after A died: {log}"
+    );
+}

@@ -3,9 +3,9 @@
 //!
 //! Each facade publishes a [`FeedNotice`] on its [`ChangeFeed`] after every acknowledged ingest
 //! that accepted events, and listens to the feed for the notices of the others, which it hands
-//! to its live summaries as if the ingest had been its own. An instance whose cache is its own
-//! (not shared through Redis) first invalidates the notice's tags in it, so its reads and
-//! pushes catch up with the other instances' writes. A feed that lost its subscription
+//! to its live summaries as if the ingest had been its own, after invalidating the notice's tags
+//! in its own copies (an in-process cache, or the local tier in front of Redis), so its reads
+//! and pushes catch up with the other instances' writes. A feed that lost its subscription
 //! (and so may have missed notices) says [`FeedEvent::Resubscribed`] once it is back, and every
 //! live summary is then recomputed.
 //!
@@ -37,8 +37,8 @@ pub struct FeedNotice {
     /// How many events were newly accepted.
     #[serde(rename = "n")]
     pub accepted: usize,
-    /// The cache tags the ingest invalidated, for instances whose cache is their own (see
-    /// [`CacheBackend::shared_across_instances`](crate::cache::CacheBackend::shared_across_instances)).
+    /// The cache tags the ingest invalidated, which each listener invalidates in its own copies
+    /// ([`CacheBackend::invalidate_local`](crate::cache::CacheBackend::invalidate_local)).
     #[serde(rename = "g", default)]
     pub tags: Vec<Tag>,
 }

@@ -175,8 +175,9 @@ impl CacheBackend for RedisCache {
         Ok(self.counters.stats(entries, bytes))
     }
 
-    fn shared_across_instances(&self) -> bool {
-        true
+    /// Nothing is this instance's own: the writer's invalidation is already in Redis.
+    async fn invalidate_local(&self, _: &TenantId, _: &[Tag]) -> Result<()> {
+        Ok(())
     }
 }
 

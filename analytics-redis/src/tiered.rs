@@ -304,9 +304,10 @@ impl CacheBackend for TieredCache {
         Ok(self.counters.stats(remote.entries, remote.bytes))
     }
 
-    /// Every instance's local tier hears the invalidations through Redis.
-    fn shared_across_instances(&self) -> bool {
-        true
+    /// The local tier only: Redis already has the writer's invalidation, and the broadcast that
+    /// also brings it to this tier may arrive after the change notice.
+    async fn invalidate_local(&self, tenant: &TenantId, tags: &[Tag]) -> Result<()> {
+        self.local.invalidate(tenant, tags).await
     }
 }
 

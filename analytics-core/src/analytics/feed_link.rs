@@ -67,16 +67,13 @@ impl Analytics {
                 let Some(inner) = inner.upgrade() else { return false };
                 match event {
                     FeedEvent::Notice(notice) if notice.origin != instance => {
-                        if inner.cache.shared_across_instances() {
+                        // This instance's own copies may not have heard of the writer's
+                        // invalidation yet: drop them first, so the recomputation the notice
+                        // causes cannot answer from them.
+                        tokio::spawn(async move {
+                            let _ = inner.cache.invalidate_local(&notice.tenant, &notice.tags).await;
                             tell_live_summaries(&inner, notice);
-                        } else {
-                            // This cache missed the writer's invalidation: apply it first, so
-                            // the recomputation the notice causes reads the store.
-                            tokio::spawn(async move {
-                                let _ = inner.cache.invalidate(&notice.tenant, &notice.tags).await;
-                                tell_live_summaries(&inner, notice);
-                            });
-                        }
+                        });
                     }
                     FeedEvent::Notice(_) => {}
                     FeedEvent::Resubscribed => inner.live.resync(),

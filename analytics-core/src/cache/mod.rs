@@ -260,11 +260,14 @@ pub trait CacheBackend: Send + Sync + Debug {
     /// Counters and size.
     async fn stats(&self) -> Result<CacheStats>;
 
-    /// Whether every instance of a deployment sees this cache's invalidations (a shared cache,
-    /// such as Redis), so a change notice from another instance needs no invalidation here.
-    /// Default `false`: an in-process cache, invalidated on every notice from another instance.
-    fn shared_across_instances(&self) -> bool {
-        false
+    /// Makes this instance's own copies of the tags' entries invalid, without telling other
+    /// instances: called when another instance's change notice arrives, before the live
+    /// summaries it concerns are recomputed (the writer has already invalidated whatever is
+    /// shared). Default: [`invalidate`](Self::invalidate), right for an in-process cache (all of
+    /// it is this instance's own). A shared cache without a local tier does nothing; one with a
+    /// local tier invalidates that tier (its own broadcast may arrive after the notice).
+    async fn invalidate_local(&self, tenant: &TenantId, tags: &[Tag]) -> Result<()> {
+        self.invalidate(tenant, tags).await
     }
 }
 

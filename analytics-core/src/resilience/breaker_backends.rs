@@ -76,8 +76,8 @@ impl CacheBackend for BreakerCache {
     async fn stats(&self) -> Result<CacheStats> {
         self.breaker.call(self.inner.stats()).await
     }
-    fn shared_across_instances(&self) -> bool {
-        self.inner.shared_across_instances()
+    async fn invalidate_local(&self, tenant: &TenantId, tags: &[Tag]) -> Result<()> {
+        self.breaker.call(self.inner.invalidate_local(tenant, tags)).await
     }
 }
 

@@ -142,5 +142,9 @@ def filter_case(ctx, case):
 
 @schemathesis.hook
 def filter_query(ctx, query):
-    # Every phase: a cursor is only ever one the server handed out.
-    return not isinstance(query, dict) or query.get("cursor") in (None, "")
+    # Every phase (the stateful one fills parameters from responses after `filter_case`): a
+    # cursor is only ever one the server handed out, and paging by page and cursor at once is
+    # refused.
+    if not isinstance(query, dict):
+        return True
+    return query.get("cursor") in (None, "") and not ("page" in query and "cursor" in query)

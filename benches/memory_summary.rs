@@ -1,7 +1,8 @@
 #![allow(missing_docs)] // criterion_group! generates undocumented public items.
 
 //! A cold 31-day summary over 1M events: `MemoryStore` (rollups) vs the reference fold over the
-//! same events, side by side in one criterion group.
+//! same events (the generator's real-site shape: 500 full-URL pages, 50,000 users), side by side
+//! in one criterion group.
 //!
 //! `cargo bench --bench memory_summary` (set `EVENTS` to change the dataset size).
 
@@ -20,7 +21,7 @@ fn summary(c: &mut Criterion) {
         .and_then(|n| n.parse().ok())
         .unwrap_or(1_000_000);
     let end: DateTime<Utc> = "2024-06-30T00:00:00Z".parse().expect("valid");
-    let mut config = GeneratorConfig::new(42, events_wanted, end, 90);
+    let mut config = GeneratorConfig::site(42, events_wanted, end);
     config.tenants.truncate(1);
     let events: Vec<_> = EventGenerator::new(config.clone()).collect();
     let tenant = config.tenants[0].clone();

@@ -4,6 +4,10 @@
 //! Traffic has a daily rhythm and quieter weekends, pages and users are Zipf-skewed, about 10%
 //! of events are anonymous, and one running experiment splits half of the users between
 //! `control` and `treatment`, the treatment converting better.
+//!
+//! [`GeneratorConfig::new`] is a small shop (60 short paths, 6 event types, 3 device classes);
+//! [`GeneratorConfig::site`] is shaped like a real site's traffic, for benchmarks: 500 pages
+//! given as full URLs, 50,000 users, 8 event types, 4 device classes.
 
 use chrono::{DateTime, TimeDelta, Timelike, Utc};
 use rand::distr::Distribution;
@@ -34,6 +38,23 @@ pub struct GeneratorConfig {
     pub days: u32,
     /// Distinct users per tenant.
     pub users_per_tenant: u32,
+    /// Distinct pages (at least 1).
+    pub pages: usize,
+    /// With an origin (`https://shop.example.com`), pages are full URLs on it, some with a query
+    /// string, as browsers report them; without one, paths (`/pricing`).
+    pub page_origin: Option<String>,
+    /// Which event types and device classes events get.
+    pub labels: LabelSet,
+}
+
+/// The event types and device classes a generator picks from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelSet {
+    /// `page_view`, `click`, `scroll`, `add_to_cart`, `signup`, `CONVERSION`; desktop, mobile,
+    /// tablet.
+    Compact,
+    /// Compact's, plus `search` and `purchase`, and `tv` devices.
+    Site,
 }
 
 impl GeneratorConfig {
@@ -49,6 +70,22 @@ impl GeneratorConfig {
             start: end - TimeDelta::days(i64::from(days)),
             days,
             users_per_tenant: 20_000,
+            pages: 60,
+            page_origin: None,
+            labels: LabelSet::Compact,
+        }
+    }
+
+    /// `events` events over the 90 days before `end`, shaped like a real site's: 500 pages as
+    /// full URLs on `https://shop.example.com`, 50,000 users per tenant, 8 event types, 4 device
+    /// classes, 4 browsers; the same three tenants as [`new`](Self::new).
+    pub fn site(seed: u64, events: usize, end: DateTime<Utc>) -> Self {
+        Self {
+            users_per_tenant: 50_000,
+            pages: 500,
+            page_origin: Some("https://shop.example.com".to_owned()),
+            labels: LabelSet::Site,
+            ..Self::new(seed, events, end, 90)
         }
     }
 }
@@ -61,7 +98,18 @@ const EVENT_TYPES: [(&str, u32); 6] = [
     ("signup", 15),
     ("CONVERSION", 25),
 ];
+const SITE_EVENT_TYPES: [(&str, u32); 8] = [
+    ("page_view", 480),
+    ("click", 250),
+    ("scroll", 110),
+    ("search", 60),
+    ("add_to_cart", 45),
+    ("signup", 15),
+    ("purchase", 15),
+    ("CONVERSION", 25),
+];
 const DEVICES: [(&str, u32); 3] = [("desktop", 55), ("mobile", 38), ("tablet", 7)];
+const SITE_DEVICES: [(&str, u32); 4] = [("desktop", 53), ("mobile", 38), ("tablet", 7), ("tv", 2)];
 const BROWSERS: [(&str, u32); 4] = [("Chrome", 64), ("Safari", 20), ("Firefox", 9), ("Edge", 7)];
 const COUNTRIES: [(&str, u32); 6] = [("US", 40), ("DE", 14), ("GB", 12), ("IN", 14), ("BR", 10), ("JP", 10)];
 const SECTIONS: [&str; 8] = [
@@ -110,27 +158,39 @@ fn zipf(n: usize, exponent: f64) -> WeightedIndex<f64> {
     WeightedIndex::new((1..=n).map(|k| 1.0 / (k as f64).powf(exponent))).expect("positive weights")
 }
 
+/// Page `i`: the home page, then each section's index, then numbered pages in each section;
+/// on an origin, full URLs, every seventh with a campaign query string.
+fn page(i: usize, origin: Option<&str>) -> String {
+    let section = SECTIONS[i % SECTIONS.len()];
+    let path = match i {
+        0 => "/".to_owned(),
+        i if i < SECTIONS.len() => format!("/{section}"),
+        i => format!("/{section}/{}", i / SECTIONS.len()),
+    };
+    match origin {
+        None => path,
+        Some(origin) if i % 7 == 6 => format!("{origin}{path}?utm_source=newsletter&utm_campaign=c{}", i % 5),
+        Some(origin) => format!("{origin}{path}"),
+    }
+}
+
 impl EventGenerator {
     /// A generator for `config`.
     ///
     /// # Panics
-    /// If `config.tenants` is empty or `users_per_tenant` is 0.
+    /// If `config.tenants` is empty, or `users_per_tenant` or `pages` is 0.
     pub fn new(config: GeneratorConfig) -> Self {
         assert!(
-            !config.tenants.is_empty() && config.users_per_tenant > 0,
-            "need tenants and users"
+            !config.tenants.is_empty() && config.users_per_tenant > 0 && config.pages > 0,
+            "need tenants, users and pages"
         );
-        let pages: Vec<Page> = (0..60)
-            .map(|i| {
-                let section = SECTIONS[i % SECTIONS.len()];
-                let path = match i {
-                    0 => "/".to_owned(),
-                    i if i < SECTIONS.len() => format!("/{section}"),
-                    i => format!("/{section}/{}", i / SECTIONS.len()),
-                };
-                Page::parse(path).expect("valid page")
-            })
+        let pages: Vec<Page> = (0..config.pages)
+            .map(|i| Page::parse(page(i, config.page_origin.as_deref())).expect("valid page"))
             .collect();
+        let (event_types, devices): (&[_], &[_]) = match config.labels {
+            LabelSet::Compact => (&EVENT_TYPES, &DEVICES),
+            LabelSet::Site => (&SITE_EVENT_TYPES, &SITE_DEVICES),
+        };
         // Busiest mid-afternoon UTC, quietest before dawn.
         let hour_weights =
             WeightedIndex::new((0..24).map(|h: i32| 1.0 + 2.0 * (-(f64::from(h - 15).powi(2)) / 30.0).exp()))
@@ -143,8 +203,8 @@ impl EventGenerator {
             page_weights: zipf(pages.len(), 1.1),
             pages,
             hour_weights,
-            event_types: Labels::new(&EVENT_TYPES, |v| EventType::parse(v)),
-            devices: Labels::new(&DEVICES, |v| Device::parse(v)),
+            event_types: Labels::new(event_types, |v| EventType::parse(v)),
+            devices: Labels::new(devices, |v| Device::parse(v)),
             browsers: Labels::new(&BROWSERS, |v| Browser::parse(v)),
             countries: Labels::new(&COUNTRIES, |v| Country::parse(v)),
             experiment: ExperimentId::parse(EXPERIMENT_ID).expect("valid id"),
@@ -249,5 +309,24 @@ mod tests {
         assert!(a.iter().any(|e| e.user_id.is_none()));
         let other: Vec<Event> = EventGenerator::new(GeneratorConfig { seed: 8, ..config }).collect();
         assert_ne!(a, other);
+    }
+
+    #[test]
+    fn the_site_shape_has_many_full_url_pages_and_every_label() {
+        use std::collections::HashSet;
+        let end: DateTime<Utc> = "2024-04-01T00:00:00Z".parse().unwrap();
+        let events: Vec<Event> = EventGenerator::new(GeneratorConfig::site(3, 100_000, end)).collect();
+        let distinct = |f: fn(&Event) -> Option<String>| events.iter().filter_map(f).collect::<HashSet<_>>();
+        let pages = distinct(|e| e.page.as_ref().map(|p| p.to_string()));
+        assert!(pages.len() > 400 && pages.len() <= 500, "{} pages", pages.len());
+        assert!(pages.iter().all(|p| p.starts_with("https://shop.example.com/")));
+        assert!(pages.iter().any(|p| p.contains("?utm_source=")));
+        assert_eq!(distinct(|e| Some(e.event_type.to_string())).len(), 8);
+        assert_eq!(distinct(|e| e.device.as_ref().map(|d| d.to_string())).len(), 4);
+        assert_eq!(distinct(|e| e.browser.as_ref().map(|b| b.to_string())).len(), 4);
+        let users = distinct(|e| e.user_id.as_ref().map(|u| u.to_string()));
+        assert!(users.len() > 20_000, "{} users", users.len());
+        let first = events.iter().map(|e| e.timestamp).min().unwrap();
+        assert!(end - first > TimeDelta::days(89), "spans 90 days");
     }
 }

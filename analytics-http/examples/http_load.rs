@@ -1,10 +1,11 @@
 //! Load tools for a running `analytics-server` (see `scripts/bench-http`, which drives them):
 //!
 //! - `http_load seed BASE EVENTS`: posts EVENTS generated events (seed 42, 90 days before
-//!   2024-06-30, three tenants) through `/api/events/batch` in batches of 5,000, and prints the
-//!   tenants. With `API_KEY_PREFIX` set, each tenant's batches carry `X-API-Key:
-//!   <prefix><tenant>` (a server in API-key mode, bootstrapped with those keys); otherwise
-//!   `X-Tenant-Id` (a server in `--auth header` mode).
+//!   2024-06-30, three tenants, shaped like a real site: 500 full-URL pages, 50,000 users)
+//!   through `/api/events/batch` in batches of 5,000, and prints the tenants. With
+//!   `API_KEY_PREFIX` set, each tenant's batches carry `X-API-Key: <prefix><tenant>` (a server
+//!   in API-key mode, bootstrapped with those keys); otherwise `X-Tenant-Id` (a server in
+//!   `--auth header` mode).
 //! - `http_load sse BASES TENANT SUBSCRIBERS INGESTS`: opens SUBSCRIBERS summary streams of
 //!   TENANT spread over BASES (comma-separated instances), then posts INGESTS events one at a
 //!   time to the first (each after the previous push reached every stream) and reports, per
@@ -35,7 +36,7 @@ async fn main() -> Result<(), Failure> {
 async fn seed(base: &str, events: usize) -> Result<(), Failure> {
     let end = "2024-06-30T00:00:00Z".parse()?;
     let mut by_tenant: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for event in EventGenerator::new(GeneratorConfig::new(42, events, end, 90)) {
+    for event in EventGenerator::new(GeneratorConfig::site(42, events, end)) {
         let mut json = serde_json::to_value(&event)?;
         let tenant = json["tenantId"].as_str().unwrap_or_default().to_owned();
         if let Some(object) = json.as_object_mut() {

@@ -15,7 +15,8 @@
 //! - the sketch's unique-user error against the exact count for 1-, 7-, 31- and 90-day ranges.
 //!
 //! `DATABASE_URL=postgres://… EVENTS=1000000 cargo bench -p analytics-postgres --bench postgres`
-//! then `scripts/bench-report`. The dataset is the demo's seeded generator: one tenant, 90 days.
+//! then `scripts/bench-report`. The dataset is the seeded generator's real-site shape
+//! ([`GeneratorConfig::site`]: 500 full-URL pages, 50,000 users, 8 event types), one tenant, 90 days.
 //! It is loaded into schema `bench_<EVENTS>` (dropped and reloaded every run, so the ingest
 //! figure is always measured on an empty schema; `REUSE=1` keeps a complete earlier load and
 //! measures only the summaries). `INGEST_ONLY=1` stops after the ingest figures.
@@ -52,7 +53,7 @@ struct Fixture {
 fn setup(url: &str) -> Fixture {
     let events_wanted = env_usize("EVENTS", 1_000_000);
     let end: DateTime<Utc> = "2024-06-30T00:00:00Z".parse().expect("valid");
-    let mut config = GeneratorConfig::new(42, events_wanted, end, 90);
+    let mut config = GeneratorConfig::site(42, events_wanted, end);
     config.tenants.truncate(1);
     let tenant = config.tenants[0].clone();
     let mut events: Vec<Event> = EventGenerator::new(config).collect();

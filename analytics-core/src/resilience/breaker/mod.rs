@@ -12,12 +12,21 @@
 //! half-open breaker whose trial calls never finish; outcomes are stamped with the phase they
 //! started in, so a slow call from a previous phase cannot skew the current one.
 //!
+//! While closed and the window holds no failed or slow call — a healthy dependency — a call that
+//! succeeds quickly is counted with one atomic compare-and-swap on a per-second pending counter,
+//! not under the lock: with nothing bad in the window no success can open the breaker, so it only
+//! has to be in the window before the next outcome that could. Every other outcome, each first
+//! success of a new second and every reading of the metrics takes the lock and folds the pending
+//! successes into the window first (as calls of the second they were counted in), so the window
+//! is exactly what recording every call under the lock would give. A pending success that races
+//! a transition counts in no window, like an outcome from an earlier phase.
+//!
 //! Time comes from the [`Clock`]; tests drive it virtually.
 
 mod config;
 mod window;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -128,7 +137,21 @@ struct Shared {
     slow_call_micros: i64,
     /// `phase << 8 | state`, mirrored from `Inner` so the closed path admits without the lock.
     status: AtomicU64,
+    /// Successes counted without the lock and not yet in the window: the second they were
+    /// counted in (epoch seconds, low 32 bits) `<< 32 | count`.
+    pending: AtomicU64,
+    /// The window held no failed or slow call when last looked at under the lock (so quick
+    /// successes may be counted without it; failures only leave a window).
+    clean: AtomicBool,
     inner: Mutex<Inner>,
+}
+
+/// The count half of [`Shared::pending`].
+const PENDING_COUNT: u64 = 0xFFFF_FFFF;
+
+/// The second half of [`Shared::pending`] for epoch second `secs`.
+fn pending_stamp(secs: i64) -> u64 {
+    (secs as u64) & PENDING_COUNT
 }
 
 /// A circuit breaker. Cheap to clone; clones share state.
@@ -176,6 +199,8 @@ impl CircuitBreaker {
         let shared = Shared {
             slow_call_micros,
             config,
+            pending: AtomicU64::new(pending_stamp(now.timestamp()) << 32),
+            clean: AtomicBool::new(true),
             clock,
             status,
             inner: Mutex::new(inner),
@@ -268,6 +293,7 @@ impl CircuitBreaker {
         let now = self.shared.clock.now();
         let mut inner = self.lock();
         self.advance(&mut inner, now);
+        self.shared.fold_pending(&mut inner, now.timestamp());
         let tally = if inner.state == BreakerState::HalfOpen {
             inner.trial
         } else {
@@ -352,7 +378,41 @@ impl Shared {
         }
     }
 
+    /// Adds a quick success of a closed (or metrics-only) breaker to the pending count without
+    /// the lock; false when the lock is needed (another phase, a new second, a lost race).
+    fn count_success_lock_free(&self, phase: u64, now_micros: i64) -> bool {
+        if self.status.load(Ordering::Acquire) >> 8 != phase || !self.clean.load(Ordering::Acquire) {
+            return false;
+        }
+        let pending = self.pending.load(Ordering::Relaxed);
+        pending >> 32 == pending_stamp(now_micros.div_euclid(1_000_000))
+            && pending & PENDING_COUNT < PENDING_COUNT
+            && self
+                .pending
+                .compare_exchange(pending, pending + 1, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// Moves the pending successes into the window, as calls of the second they were counted
+    /// in, and restarts the count at `now_secs`.
+    fn fold_pending(&self, inner: &mut Inner, now_secs: i64) {
+        let pending = self.pending.swap(pending_stamp(now_secs) << 32, Ordering::AcqRel);
+        let count = u32::try_from(pending & PENDING_COUNT).expect("a 32-bit count");
+        if count == 0 {
+            return;
+        }
+        let behind = pending_stamp(now_secs).wrapping_sub(pending >> 32) & PENDING_COUNT;
+        inner.successes_total += u64::from(count);
+        inner.consecutive_failures = 0;
+        inner.window.record_successes(count, now_secs - behind as i64);
+    }
+
     fn transition(&self, inner: &mut Inner, to: BreakerState, now: DateTime<Utc>) {
+        // Pending successes belong to the phase that ends: totals only.
+        let pending = self
+            .pending
+            .swap(pending_stamp(now.timestamp()) << 32, Ordering::AcqRel);
+        inner.successes_total += pending & PENDING_COUNT;
         let from = inner.state;
         inner.state = to;
         inner.since = now;
@@ -363,6 +423,7 @@ impl Shared {
         if to == BreakerState::Closed || to == BreakerState::MetricsOnly {
             inner.window = Window::new(self.config.window);
         }
+        self.clean.store(true, Ordering::Release);
         inner.last_transition = Some(Transition { from, to, at: now });
         self.status
             .store(inner.phase << 8 | u64::from(to.code()), Ordering::Release);
@@ -382,14 +443,23 @@ impl Shared {
         }
         let now_micros = self.clock.now_micros();
         let slow = now_micros - permit.started >= self.slow_call_micros;
+        if !failed
+            && !slow
+            && matches!(permit.state, BreakerState::Closed | BreakerState::MetricsOnly)
+            && self.count_success_lock_free(permit.phase, now_micros)
+        {
+            return;
+        }
         // Built only for (rare) transitions.
         let now = || micros_to_instant(now_micros);
+        let now_secs = now_micros.div_euclid(1_000_000);
         let mut inner = self.lock();
         // Time-driven transitions first: a trial call finishing after the half-open deadline
         // lands in the next phase and is ignored.
         if matches!(inner.state, BreakerState::Open | BreakerState::HalfOpen) {
             self.advance(&mut inner, now());
         }
+        self.fold_pending(&mut inner, now_secs);
         if failed {
             inner.failures_total += 1;
         } else {
@@ -413,7 +483,6 @@ impl Shared {
                 }
             }
             state @ (BreakerState::Closed | BreakerState::MetricsOnly) => {
-                let now_secs = now_micros.div_euclid(1_000_000);
                 inner.window.record(failed, slow, now_secs);
                 inner.consecutive_failures = if failed { inner.consecutive_failures + 1 } else { 0 };
                 let tally = inner.window.tally(now_secs);
@@ -424,6 +493,9 @@ impl Shared {
                     .is_some_and(|n| inner.consecutive_failures >= n);
                 if state == BreakerState::Closed && (rates || in_a_row) {
                     self.transition(&mut inner, BreakerState::Open, now());
+                } else {
+                    self.clean
+                        .store(tally.failed == 0 && tally.slow == 0, Ordering::Release);
                 }
             }
         }

@@ -19,6 +19,10 @@ impl Tally {
         self.slow += u32::from(slow);
     }
 
+    fn add_successes(&mut self, count: u32) {
+        self.calls += count;
+    }
+
     pub(super) fn remove(&mut self, failed: bool, slow: bool) {
         self.calls -= 1;
         self.failed -= u32::from(failed);
@@ -86,6 +90,32 @@ impl Window {
                 }
                 self.expire(now_secs);
             }
+        }
+    }
+
+    /// Records `count` successes made in second `second` (never later than the last recorded
+    /// call's; a later call's bucket takes them if one exists).
+    pub(super) fn record_successes(&mut self, count: u32, second: i64) {
+        match self {
+            Window::Count { size, outcomes, tally } => {
+                for _ in 0..(count as usize).min(*size) {
+                    if outcomes.len() == *size
+                        && let Some((f, s)) = outcomes.pop_front()
+                    {
+                        tally.remove(f, s);
+                    }
+                    outcomes.push_back((false, false));
+                    tally.add(false, false);
+                }
+            }
+            Window::Time { buckets, .. } => match buckets.back_mut() {
+                Some((s, tally)) if *s >= second => tally.add_successes(count),
+                _ => {
+                    let mut tally = Tally::default();
+                    tally.add_successes(count);
+                    buckets.push_back((second, tally));
+                }
+            },
         }
     }
 

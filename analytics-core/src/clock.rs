@@ -43,6 +43,8 @@ pub struct SystemClock {
     current: AtomicUsize,
     /// Raw ticks after which the next reader re-anchors.
     reanchor_after: AtomicU64,
+    /// [`REANCHOR_EVERY`] in raw ticks (computed once: it takes a division).
+    reanchor_ticks: u64,
 }
 
 #[derive(Debug, Default)]
@@ -62,7 +64,12 @@ impl SystemClock {
             anchors: [Anchor::default(), Anchor::default()],
             current: AtomicUsize::new(0),
             reanchor_after: AtomicU64::new(0),
+            reanchor_ticks: 0,
             ticks,
+        };
+        let clock = Self {
+            reanchor_ticks: clock.ticks_for(REANCHOR_EVERY),
+            ..clock
         };
         let raw = clock.ticks.raw();
         clock.anchors[0]
@@ -71,7 +78,7 @@ impl SystemClock {
         clock.anchors[0].raw.store(raw, Ordering::Relaxed);
         clock
             .reanchor_after
-            .store(raw.saturating_add(clock.ticks_for(REANCHOR_EVERY)), Ordering::Release);
+            .store(raw.saturating_add(clock.reanchor_ticks), Ordering::Release);
         clock
     }
 
@@ -92,12 +99,14 @@ impl SystemClock {
 
     fn reanchor(&self, raw: u64) {
         let due = self.reanchor_after.load(Ordering::Acquire);
-        let next = raw.saturating_add(self.ticks_for(REANCHOR_EVERY));
-        if raw < due
-            || self
-                .reanchor_after
-                .compare_exchange(due, next, Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
+        if raw < due {
+            return;
+        }
+        let next = raw.saturating_add(self.reanchor_ticks);
+        if self
+            .reanchor_after
+            .compare_exchange(due, next, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
         {
             return;
         }

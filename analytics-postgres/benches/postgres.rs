@@ -2,6 +2,8 @@
 
 //! The PostgreSQL store's figures, each side by side with its baseline in one run:
 //!
+//! - ingest: the batch API vs its physical limit, a bare binary `COPY` of the same rows in the
+//!   same batches into the same (empty) partitioned table with no ledger and no derived rows;
 //! - ingest: the batch API (10,000-event batches; `ORDER=time`, the default, sends the events in
 //!   time order as a live service receives them, `ORDER=generator` in the generator's order,
 //!   which spreads every batch over all 90 days: the worst case for every per-period write and
@@ -129,8 +131,41 @@ fn setup(url: &str) -> Fixture {
     // from `STREAMS` concurrent callers (a service ingests several requests at once).
     let streams = env_usize("STREAMS", 2).max(1);
     let (first_half, second_half) = events.split_at(events.len() / 2);
-    let one_caller = ingest_rate(&runtime, &store, &tenant, first_half, 1);
-    let many_callers = ingest_rate(&runtime, &store, &tenant, second_half, streams);
+    let one_caller = ingest_rate(&runtime, &store, &tenant, first_half, 1, Write::BatchApi);
+    let many_callers = ingest_rate(&runtime, &store, &tenant, second_half, streams, Write::BatchApi);
+
+    // The physical limit: the same rows, batches and callers as bare binary COPY into the same
+    // (empty) partitioned table in a schema of its own — no ledger, no derived rows.
+    let copy_schema = format!("{schema}_copy");
+    let copy_store = runtime.block_on(async {
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await
+            .expect("connect");
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS {copy_schema} CASCADE"))
+            .execute(&admin)
+            .await
+            .expect("drop schema");
+        let config = PostgresConfig::new(url).schema(copy_schema.clone());
+        PostgresStore::connect(&config).await.expect("connect copy store")
+    });
+    let copy_one = ingest_rate(&runtime, &copy_store, &tenant, first_half, 1, Write::BareCopy);
+    let copy_many = ingest_rate(&runtime, &copy_store, &tenant, second_half, streams, Write::BareCopy);
+    runtime.block_on(async {
+        sqlx::query(&format!("DROP SCHEMA {copy_schema} CASCADE"))
+            .execute(copy_store.pool())
+            .await
+            .expect("drop copy schema");
+    });
+    println!(
+        "ingest of {} events vs the physical limit (bare binary COPY of the same rows and batches): \
+         1 caller: batch API {one_caller:.0} events/s vs bare COPY {copy_one:.0} events/s ({:.1}%); \
+         {streams} callers: batch API {many_callers:.0} events/s vs bare COPY {copy_many:.0} events/s ({:.1}%)",
+        events.len(),
+        100.0 * one_caller / copy_one,
+        100.0 * many_callers / copy_many,
+    );
 
     // The seeds' table and row-by-row INSERT of the same events, from one connection and from
     // `STREAMS` concurrent ones (like-for-like with the batch API figures).
@@ -171,13 +206,23 @@ fn setup(url: &str) -> Fixture {
     }
 }
 
-/// Events per second appending `events` in `BATCH`-event batches from `streams` concurrent callers.
+/// How [`ingest_rate`] writes.
+#[derive(Clone, Copy)]
+enum Write {
+    /// `EventStore::append`: ledger, rows, period rows, experiment state, in one transaction.
+    BatchApi,
+    /// `PostgresStore::copy_events_bare`: the rows only.
+    BareCopy,
+}
+
+/// Events per second writing `events` in `BATCH`-event batches from `streams` concurrent callers.
 fn ingest_rate(
     runtime: &tokio::runtime::Runtime,
     store: &PostgresStore,
     tenant: &TenantId,
     events: &[Event],
     streams: usize,
+    write: Write,
 ) -> f64 {
     let chunks: Vec<&[Event]> = events.chunks(BATCH).collect();
     let next = AtomicUsize::new(0);
@@ -186,8 +231,15 @@ fn ingest_rate(
         for _ in 0..streams {
             scope.spawn(|| {
                 while let Some(chunk) = chunks.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let outcome = runtime.block_on(store.append(tenant, chunk)).expect("append");
-                    assert_eq!(outcome.accepted.len(), chunk.len());
+                    match write {
+                        Write::BatchApi => {
+                            let outcome = runtime.block_on(store.append(tenant, chunk)).expect("append");
+                            assert_eq!(outcome.accepted.len(), chunk.len());
+                        }
+                        Write::BareCopy => runtime
+                            .block_on(store.copy_events_bare(tenant, chunk))
+                            .expect("bare copy"),
+                    }
                 }
             });
         }

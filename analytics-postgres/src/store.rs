@@ -90,6 +90,25 @@ impl PostgresStore {
         }
     }
 
+    /// The physical limit the batch ingest is measured against, for benchmarks: `events` of
+    /// `tenant` written to the events table exactly as [`append`](EventStore::append) writes
+    /// them (one binary `COPY` of the rows in time order, in a transaction, partitions created
+    /// as needed) and nothing more. None of `append`'s promises hold: no idempotency ledger (a
+    /// retried event is stored twice), no rollups (summaries do not count these events), no
+    /// experiment state, no change notice.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](analytics_core::Error::InvalidInput) when an event is not
+    /// `tenant`'s; transient errors when the server is unreachable.
+    #[doc(hidden)]
+    pub async fn copy_events_bare(&self, tenant: &TenantId, events: &[Event]) -> Result<()> {
+        check_batch_tenant(tenant, events)?;
+        self.partitions
+            .ensure(&self.write, events.iter().map(|e| e.timestamp))
+            .await?;
+        ingest::copy_bare(&self.write, tenant.as_str(), events).await
+    }
+
     /// Whole-experiment counts per variant: `events` (every event carrying the experiment and
     /// the variant, as the reference counts them), distinct `users`, and `conversions` — users
     /// with at least one event of `conversion_event_type` in that variant. Exact, and independent

@@ -190,6 +190,26 @@ impl<'a> Batch<'a> {
     }
 }
 
+/// The physical limit of [`append`]: `events` written to the events table as `append` writes
+/// them (binary `COPY`, rows in time order, in one transaction) and nothing else — no ledger,
+/// no period rows, no experiment state.
+pub(crate) async fn copy_bare(pool: &PgPool, tenant: &str, events: &[Event]) -> Result<()> {
+    let mut sorted: Vec<&Event> = events.iter().collect();
+    sorted.sort_unstable_by_key(|event| event.timestamp);
+    let rows = copy::event_rows(tenant, &sorted);
+    let copy = async {
+        let mut tx = pool.begin().await?;
+        copy_in(
+            &mut tx,
+            &format!("COPY events ({}) FROM STDIN (FORMAT binary)", copy::EVENT_COLUMNS),
+            rows.stream(),
+        )
+        .await?;
+        tx.commit().await
+    };
+    copy.await.map_err(|e| error::map("bare copy", e))
+}
+
 async fn copy_in(conn: &mut PgConnection, statement: &str, data: Vec<u8>) -> sqlx::Result<()> {
     let mut copy = conn.copy_in_raw(statement).await?;
     copy.send(data).await?;

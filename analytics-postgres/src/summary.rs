@@ -273,28 +273,23 @@ async fn rollup_whole(pool: &PgPool, plan: &QueryPlan) -> Result<(DimCounts, Use
     Ok((counts, users))
 }
 
-// The time series has a piece list per bucket (up to 10,000 buckets): each piece is a scalar
-// subquery, which PostgreSQL cannot flatten into a join, so each runs as one index range scan.
-const ROLLUP_SERIES: &str = "
-SELECT p.idx, (
-    SELECT coalesce(sum(events), 0)::bigint FROM period_stats
-    WHERE tenant_id = $1 AND level = p.level AND period >= p.lo AND period < p.hi
-)
-FROM unnest($2::int[], $3::smallint[], $4::bigint[], $5::bigint[]) AS p (idx, level, lo, hi)
-UNION ALL
+/// Event counts of the raw pieces of the series: one scalar subquery per piece (each an index
+/// range scan; PostgreSQL cannot flatten them into a join).
+const RAW_SERIES: &str = "
 SELECT p.idx, (SELECT count(*) FROM events WHERE tenant_id = $1 AND ts >= p.lo AND ts < p.hi)
-FROM unnest($6::int[], $7::timestamptz[], $8::timestamptz[]) AS p (idx, lo, hi)";
+FROM unnest($2::int[], $3::timestamptz[], $4::timestamptz[]) AS p (idx, lo, hi)";
 
+/// The time series from the rollups: each bucket's rollup pieces summed from the period rows
+/// of one range scan per level (two-pointer merge in Rust: the pieces of a level are disjoint
+/// and in time order), its ragged raw pieces counted in SQL. A subquery per piece cost 12 ms
+/// for 90 days by hour (2,160 of them); the scan reads the same rows once.
 async fn rollup_series(pool: &PgPool, plan: &QueryPlan) -> Result<Vec<(i32, i64)>> {
-    let (mut idx, mut levels, mut starts, mut ends) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut by_level: BTreeMap<i16, Vec<(i64, i64, i32)>> = BTreeMap::new();
     let (mut raw_idx, mut raw_starts, mut raw_ends) = (Vec::new(), Vec::new(), Vec::new());
     for (i, bucket) in plan.buckets.iter().enumerate() {
         let i = i32::try_from(i).expect("at most MAX_BUCKETS buckets");
         for (level, start, end) in bucket.span.rollup.map(cover).unwrap_or_default() {
-            idx.push(i);
-            levels.push(level);
-            starts.push(start);
-            ends.push(end);
+            by_level.entry(level).or_default().push((start, end, i));
         }
         for piece in &bucket.span.raw {
             raw_idx.push(i);
@@ -302,18 +297,60 @@ async fn rollup_series(pool: &PgPool, plan: &QueryPlan) -> Result<Vec<(i32, i64)
             raw_ends.push(piece.end());
         }
     }
-    sqlx::query_as(ROLLUP_SERIES)
-        .bind(plan.query.tenant().as_str())
-        .bind(idx)
-        .bind(levels)
-        .bind(starts)
-        .bind(ends)
-        .bind(raw_idx)
-        .bind(raw_starts)
-        .bind(raw_ends)
-        .fetch_all(pool)
+    let tenant = plan.query.tenant().as_str();
+    let mut rows = QueryBuilder::new("SELECT level, period, events FROM period_stats WHERE tenant_id = ");
+    rows.push_bind(tenant).push(" AND (FALSE");
+    for (level, pieces) in &by_level {
+        let (first, last) = (pieces.first().expect("non-empty"), pieces.last().expect("non-empty"));
+        rows.push(" OR (level = ")
+            .push_bind(*level)
+            .push(" AND period >= ")
+            .push_bind(first.0)
+            .push(" AND period < ")
+            .push_bind(last.1)
+            .push(")");
+    }
+    rows.push(") ORDER BY level, period");
+    let rows = async {
+        if by_level.is_empty() {
+            return Ok(Vec::new());
+        }
+        rows.build_query_as::<(i16, i64, i64)>().fetch_all(pool).await
+    };
+    let raw = async {
+        if raw_idx.is_empty() {
+            return Ok(Vec::new());
+        }
+        sqlx::query_as::<_, (i32, i64)>(RAW_SERIES)
+            .bind(tenant)
+            .bind(raw_idx)
+            .bind(raw_starts)
+            .bind(raw_ends)
+            .fetch_all(pool)
+            .await
+    };
+    let (rows, mut series) = futures_util::future::try_join(rows, raw)
         .await
-        .map_err(|e| error::map("summary", e))
+        .map_err(|e| error::map("summary", e))?;
+    let mut next = 0;
+    for (level, pieces) in &by_level {
+        // Rows of earlier levels come first (ORDER BY level).
+        while rows.get(next).is_some_and(|(l, _, _)| l < level) {
+            next += 1;
+        }
+        for &(start, end, idx) in pieces {
+            while rows.get(next).is_some_and(|(l, p, _)| l == level && *p < start) {
+                next += 1;
+            }
+            let mut events = 0;
+            while let Some((_, _, n)) = rows.get(next).filter(|(l, p, _)| l == level && *p < end) {
+                events += n;
+                next += 1;
+            }
+            series.push((idx, events));
+        }
+    }
+    Ok(series)
 }
 
 /// Appends the plan's row filter over `events e`: tenant, range and the query's filters.

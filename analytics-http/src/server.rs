@@ -276,13 +276,38 @@ async fn postgres_backends(
             ReplicaWait::Off => ReplicaReads::Lagging,
         });
     }
-    let store = analytics_postgres::PostgresStore::connect(&config).await?;
+    let store = Arc::new(analytics_postgres::PostgresStore::connect(&config).await?);
+    tokio::spawn(compact_periodically(store.clone()));
     let builder = if feed {
         builder.change_feed(Arc::new(analytics_postgres::PgChangeFeed::new(store.pool().clone())))
     } else {
         builder
     };
-    Ok(builder.store(Arc::new(store)))
+    Ok(builder.store(store))
+}
+
+/// How often the server merges the period rows ingestion left behind.
+#[cfg(feature = "postgres")]
+const COMPACT_EVERY: Duration = Duration::from_secs(60);
+
+/// Merges each period's leftover `period_stats` rows into one, at start and every
+/// [`COMPACT_EVERY`]. Ingestion compacts a period once enough batches have touched it, so a
+/// period that stops receiving events (yesterday, once today has begun) would otherwise keep up
+/// to that many rows for good, and every cold summary over it would read and merge them all
+/// (measured: 7 ms instead of 2 ms for a month by day). Instances coordinate through advisory
+/// locks, so any number may run this.
+#[cfg(feature = "postgres")]
+async fn compact_periodically(store: Arc<analytics_postgres::PostgresStore>) {
+    let mut every = tokio::time::interval(COMPACT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match store.compact().await {
+            Ok(0) => {}
+            Ok(merged) => tracing::info!(merged, "compacted leftover period rows"),
+            Err(error) => tracing::warn!(%error, "compacting leftover period rows failed; trying again later"),
+        }
+    }
 }
 
 #[cfg(not(feature = "postgres"))]

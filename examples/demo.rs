@@ -7,7 +7,6 @@
 //! events over 90 days; port 3001, or a free one when it is taken; `--no-serve` stops after the
 //! report).
 
-use std::io::Write;
 use std::time::Instant;
 
 use analytics::Analytics;
@@ -65,10 +64,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     println!("Generating {events} events over 90 days for 3 tenants (seed 42)…");
     let started = Instant::now();
     let mut generator = EventGenerator::new(GeneratorConfig::new(42, events, now, 90)).peekable();
-    let mut done = 0;
+    let progress = progress_bar(events);
     while generator.peek().is_some() {
         let chunk: Vec<_> = generator.by_ref().take(BATCH).collect();
-        done += chunk.len();
+        progress.inc(chunk.len() as u64);
         for tenant in ["acme", "globex", "initech"] {
             let tenant = TenantId::parse(tenant)?;
             let mine: Vec<_> = chunk.iter().filter(|e| e.tenant_id == tenant).cloned().collect();
@@ -76,11 +75,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 analytics.ingest_events(&tenant, mine).await?;
             }
         }
-        progress(done, events);
     }
+    progress.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "\nIngested {events} events in {secs:.2} s ({:.0} events/s)\n",
+        "Ingested {events} events in {secs:.2} s ({:.0} events/s)\n",
         events as f64 / secs
     );
 
@@ -185,15 +184,15 @@ async fn timed(
     Ok((summary, started.elapsed().as_secs_f64() * 1000.0))
 }
 
-fn progress(done: usize, total: usize) {
-    let width = 40;
-    let filled = done * width / total.max(1);
-    print!(
-        "\r  [{}{}] {done:>9}/{total}",
-        "#".repeat(filled),
-        " ".repeat(width - filled)
+/// A progress bar on stderr that draws only on a terminal (no `\r` frames in logs or CI).
+fn progress_bar(total: usize) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("  [{bar:40}] {pos:>9}/{len} {per_sec}")
+            .expect("a valid template")
+            .progress_chars("#>-"),
     );
-    std::io::stdout().flush().ok();
+    bar
 }
 
 fn report(summary: &Summary) {

@@ -11,9 +11,12 @@
 //!
 //! Options:
 //! - `--events N` in all (default 1,000), or `--events-per-day N` × `--days D` (default 90 days)
+//! - `--shape compact|site`: `compact` (the default) has 60 short paths, 6 event types and 3
+//!   device classes; `site` is shaped like a real site's traffic: 500 pages as full URLs, 8 event
+//!   types, 4 device classes and 50,000 users per tenant
 //! - `--tenants a,b,c` (default `acme,globex,initech`; the first gets the most events),
-//!   `--users N` distinct users per tenant (default 20,000), `--seed S` (default 42),
-//!   `--end RFC3339` the last instant (default now)
+//!   `--users N` distinct users per tenant (default 20,000, or 50,000 with `--shape site`),
+//!   `--seed S` (default 42), `--end RFC3339` the last instant (default now)
 //! - `--experiment`: also create the experiment the events carry (`exp_checkout`) per tenant
 //! - `--url URL`: POST batches of 5,000 to `URL/api/events/batch`, with `--key TENANT:KEY` per
 //!   tenant (API-key servers) or else `X-Tenant-Id` (header mode). A failed batch is retried with
@@ -50,7 +53,8 @@ struct Args {
 }
 
 fn parse_args() -> Result<Args, BoxError> {
-    let (mut events, mut per_day, mut days, mut seed, mut users) = (None, None, 90u32, 42u64, 20_000u32);
+    let (mut events, mut per_day, mut days, mut seed, mut users) = (None, None, 90u32, 42u64, None);
+    let mut site = false;
     let mut tenants = vec!["acme".to_owned(), "globex".to_owned(), "initech".to_owned()];
     let mut end: DateTime<Utc> = Utc::now();
     let (mut experiment, mut url, mut postgres, mut keys) = (false, None, None, HashMap::new());
@@ -62,7 +66,14 @@ fn parse_args() -> Result<Args, BoxError> {
             "--events-per-day" => per_day = Some(value()?.parse::<usize>()?),
             "--days" => days = value()?.parse()?,
             "--seed" => seed = value()?.parse()?,
-            "--users" => users = value()?.parse()?,
+            "--users" => users = Some(value()?.parse()?),
+            "--shape" => {
+                site = match value()?.as_str() {
+                    "compact" => false,
+                    "site" => true,
+                    other => return Err(format!("--shape is compact or site, not {other:?}").into()),
+                }
+            }
             "--tenants" => tenants = value()?.split(',').map(str::to_owned).collect(),
             "--end" => end = value()?.parse()?,
             "--experiment" => experiment = true,
@@ -83,9 +94,17 @@ fn parse_args() -> Result<Args, BoxError> {
         (None, Some(n)) => n * days as usize,
         (None, None) => 1_000,
     };
-    let mut config = GeneratorConfig::new(seed, events, end, days);
+    let mut config = if site {
+        GeneratorConfig {
+            days,
+            start: end - chrono::TimeDelta::days(i64::from(days)),
+            ..GeneratorConfig::site(seed, events, end)
+        }
+    } else {
+        GeneratorConfig::new(seed, events, end, days)
+    };
     config.tenants = tenants.iter().map(TenantId::parse).collect::<Result<_, _>>()?;
-    config.users_per_tenant = users;
+    config.users_per_tenant = users.unwrap_or(config.users_per_tenant);
     let sink = match (url, postgres) {
         (Some(_), Some(_)) => return Err("give --url or --postgres, not both".into()),
         (Some(url), None) => Sink::Http { url, keys },
@@ -245,7 +264,7 @@ impl HttpSink {
                 Err(error) if attempt == 8 => return Err(error.into()),
                 Err(_) => None,
             };
-            eprintln!("\nbatch for {tenant} not acknowledged (attempt {attempt}); retrying with the same ids");
+            eprintln!("batch for {tenant} not acknowledged (attempt {attempt}); retrying with the same ids");
             tokio::time::sleep(retry_after.unwrap_or(wait)).await;
             wait = (wait * 2).min(Duration::from_secs(10));
         }
@@ -253,42 +272,38 @@ impl HttpSink {
     }
 }
 
-/// A progress bar with events/s on stderr.
+/// Progress on stderr: a bar with events/s on a terminal, nothing in between when stderr is a
+/// file or a pipe (no `\r` frames in logs), and the total at the end either way.
 struct Progress {
-    total: usize,
-    done: usize,
+    bar: indicatif::ProgressBar,
     started: Instant,
 }
 
 impl Progress {
     fn new(total: usize) -> Self {
+        let bar = indicatif::ProgressBar::new(total as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("[{bar:40}] {pos:>10}/{len} {per_sec}")
+                .expect("a valid template")
+                .progress_chars("#>-"),
+        );
         Self {
-            total,
-            done: 0,
+            bar,
             started: Instant::now(),
         }
     }
 
     fn advance(&mut self, by: usize) {
-        self.done += by;
-        let width = 40;
-        let filled = self.done * width / self.total.max(1);
-        let rate = self.done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-        eprint!(
-            "\r[{}{}] {:>10}/{} {rate:>10.0} events/s",
-            "#".repeat(filled),
-            " ".repeat(width - filled),
-            self.done,
-            self.total
-        );
+        self.bar.inc(by as u64);
     }
 
     fn finish(&self) {
+        self.bar.finish_and_clear();
         let secs = self.started.elapsed().as_secs_f64();
+        let done = self.bar.position();
         eprintln!(
-            "\n{} events in {secs:.1} s ({:.0} events/s)",
-            self.done,
-            self.done as f64 / secs.max(1e-9)
+            "{done} events in {secs:.1} s ({:.0} events/s)",
+            done as f64 / secs.max(1e-9)
         );
     }
 }

@@ -21,6 +21,19 @@ use crate::sketch::UserSketch;
 pub(crate) const LEVEL_HOUR: i16 = 0;
 /// `level` of UTC-day rows: `period` is days since the Unix epoch.
 pub(crate) const LEVEL_DAY: i16 = 1;
+/// `level` of UTC-week rows (Monday to Sunday): `period` is [`week_of`] a day.
+pub(crate) const LEVEL_WEEK: i16 = 2;
+
+/// The week (Monday-aligned, numbered from the one holding the epoch's Thursday) of epoch day
+/// `day`.
+pub(crate) fn week_of(day: i64) -> i64 {
+    (day + 3).div_euclid(7)
+}
+
+/// The epoch day week `week` starts on (a Monday).
+pub(crate) fn first_day_of(week: i64) -> i64 {
+    week * 7 - 3
+}
 
 /// The `period_stats` columns in the order [`PeriodStats::write`] writes them.
 pub(crate) const COLUMNS: &str = "tenant_id, level, period, events, counts, users";
@@ -220,9 +233,10 @@ impl<'a> Share<'a> {
     }
 }
 
-/// The `period_stats` rows `events` of `tenant` add: one per UTC hour and per UTC day they touch
-/// (hours first, then days, each in time order). Events are counted per hour, and each day's row
-/// is the sum of its hours' (half the per-event work of counting every event twice).
+/// The `period_stats` rows `events` of `tenant` add: one per UTC hour, UTC day and UTC week they
+/// touch (hours first, then days, then weeks, each in time order). Events are counted per hour,
+/// each day's row is the sum of its hours' and each week's the sum of its days' (a third of the
+/// per-event work of counting every event at every level).
 pub(crate) fn batch_rows(tenant: &str, events: &[&Event]) -> (CopyRows, Vec<PeriodKey>) {
     let mut hours: BTreeMap<i64, HourShare> = BTreeMap::new();
     for event in events {
@@ -238,10 +252,18 @@ pub(crate) fn batch_rows(tenant: &str, events: &[&Event]) -> (CopyRows, Vec<Peri
             .and_modify(|day| day.add(share))
             .or_insert_with(|| share.clone());
     }
+    let mut weeks: BTreeMap<i64, Share> = BTreeMap::new();
+    for (day, share) in &days {
+        weeks
+            .entry(week_of(*day))
+            .and_modify(|week| week.add(share))
+            .or_insert_with(|| share.clone());
+    }
     let periods: Vec<(PeriodKey, &Share)> = hours
         .iter()
         .map(|(hour, share)| ((LEVEL_HOUR, *hour), share))
         .chain(days.iter().map(|(day, share)| ((LEVEL_DAY, *day), share)))
+        .chain(weeks.iter().map(|(week, share)| ((LEVEL_WEEK, *week), share)))
         .collect();
     let mut rows = CopyRows::with_capacity(periods.len(), 256);
     for (key, share) in &periods {
@@ -268,7 +290,7 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_adds_one_row_per_hour_and_day_and_rows_add_up() {
+    fn a_batch_adds_one_row_per_hour_day_and_week_and_rows_add_up() {
         let a = event("a", "2024-03-01T10:05:00Z", Some("u1"), "/x");
         let b = event("b", "2024-03-01T10:55:00Z", Some("u2"), "/x");
         let c = event("c", "2024-03-01T11:00:00Z", None, "/y");
@@ -276,9 +298,14 @@ mod tests {
         let hour = HourSpan::hour_of(a.timestamp);
         assert_eq!(
             keys,
-            [(LEVEL_HOUR, hour), (LEVEL_HOUR, hour + 1), (LEVEL_DAY, hour / 24)]
+            [
+                (LEVEL_HOUR, hour),
+                (LEVEL_HOUR, hour + 1),
+                (LEVEL_DAY, hour / 24),
+                (LEVEL_WEEK, week_of(hour / 24))
+            ]
         );
-        assert_eq!(rows.len(), 3);
+        assert_eq!(rows.len(), 4);
 
         // Two stored rows of one period merge into their sum.
         let counts = |pairs: &[(Dim, &str, u64)]| postcard::to_allocvec(pairs).unwrap();
@@ -321,7 +348,11 @@ mod tests {
         let (rows, keys) = batch_rows("t", &refs);
         let day = HourSpan::hour_of(events[0].timestamp).div_euclid(24);
         assert_eq!(keys.iter().filter(|k| k.0 == LEVEL_HOUR).count(), 3);
-        assert_eq!(&keys[3..], [(LEVEL_DAY, day), (LEVEL_DAY, day + 1)]);
+        // 2024-03-01 is a Friday: both days are in one week.
+        assert_eq!(
+            &keys[3..],
+            [(LEVEL_DAY, day), (LEVEL_DAY, day + 1), (LEVEL_WEEK, week_of(day))]
+        );
 
         let read = |i: usize| {
             let fields = rows.fields(i);
@@ -359,6 +390,21 @@ mod tests {
                 Some(1)
             )
         );
+        // The week is the sum of its days.
+        let (events_of_week, counts_of_week, users_of_week) = read(5);
+        assert_eq!((events_of_week, users_of_week), (5, Some(3)));
+        assert!(counts_of_week.contains(&(Dim::Page, "/x".into(), 3)));
+    }
+
+    #[test]
+    fn weeks_run_monday_to_sunday() {
+        let day = |date: &str| HourSpan::hour_of(format!("{date}T12:00:00Z").parse().unwrap()).div_euclid(24);
+        let monday = day("2024-03-04");
+        assert_eq!(first_day_of(week_of(monday)), monday);
+        assert_eq!(week_of(day("2024-03-10")), week_of(monday), "Sunday");
+        assert_eq!(week_of(day("2024-03-11")), week_of(monday) + 1, "the next Monday");
+        assert_eq!(week_of(day("1970-01-01")), 0);
+        assert_eq!(week_of(day("1969-12-28")), -1, "before the epoch");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use sqlx::{PgPool, Postgres, QueryBuilder};
 
 use crate::error::{self, corrupt};
 use crate::sketch::UserSketch;
-use crate::stats::{self, Dim, LEVEL_DAY, LEVEL_HOUR};
+use crate::stats::{self, Dim, LEVEL_DAY, LEVEL_HOUR, LEVEL_WEEK, first_day_of, week_of};
 
 /// Dimension codes of the raw-row queries' `(dim, value, count)` rows.
 const DIM_TOTAL: i16 = 0;
@@ -118,21 +118,31 @@ fn dims_wanted(plan: &QueryPlan) -> Vec<i16> {
     }
 }
 
-/// Rollup pieces covering `span` exactly once: hours at the ragged ends, whole UTC days between.
+/// Rollup pieces covering `span` exactly once, with as few rows as the levels allow: hours at
+/// the ragged ends, whole UTC days up to the first and from the last week boundary, whole weeks
+/// between (a month reads about 10 rows instead of 31, a quarter about 20 instead of 90).
 fn cover(span: HourSpan) -> Vec<(i16, i64, i64)> {
     let first_day = span.start.div_euclid(24) + i64::from(span.start.rem_euclid(24) != 0);
     let end_day = span.end.div_euclid(24);
     if first_day >= end_day {
         return vec![(LEVEL_HOUR, span.start, span.end)];
     }
-    [
-        (LEVEL_HOUR, span.start, first_day * 24),
-        (LEVEL_DAY, first_day, end_day),
-        (LEVEL_HOUR, end_day * 24, span.end),
-    ]
-    .into_iter()
-    .filter(|(_, start, end)| start < end)
-    .collect()
+    let first_week = week_of(first_day - 1) + 1;
+    let end_week = week_of(end_day);
+    let days = if first_week < end_week {
+        vec![
+            (LEVEL_DAY, first_day, first_day_of(first_week)),
+            (LEVEL_WEEK, first_week, end_week),
+            (LEVEL_DAY, first_day_of(end_week), end_day),
+        ]
+    } else {
+        vec![(LEVEL_DAY, first_day, end_day)]
+    };
+    std::iter::once((LEVEL_HOUR, span.start, first_day * 24))
+        .chain(days)
+        .chain([(LEVEL_HOUR, end_day * 24, span.end)])
+        .filter(|(_, start, end)| start < end)
+        .collect()
 }
 
 /// Appends ` AND (…)`: rows of the rollup-level `pieces` (`level`, `period` columns), or
@@ -280,8 +290,8 @@ SELECT p.idx, (SELECT count(*) FROM events WHERE tenant_id = $1 AND ts >= p.lo A
 FROM unnest($2::int[], $3::timestamptz[], $4::timestamptz[]) AS p (idx, lo, hi)";
 
 /// The time series from the rollups: each bucket's rollup pieces summed from the period rows
-/// of one range scan per level (two-pointer merge in Rust: the pieces of a level are disjoint
-/// and in time order), its ragged raw pieces counted in SQL. A subquery per piece cost 12 ms
+/// of one range scan per level (a merge in Rust: the pieces of a level are disjoint and in time
+/// order), its ragged raw pieces counted in SQL. A subquery per piece cost 12 ms
 /// for 90 days by hour (2,160 of them); the scan reads the same rows once.
 async fn rollup_series(pool: &PgPool, plan: &QueryPlan) -> Result<Vec<(i32, i64)>> {
     let mut by_level: BTreeMap<i16, Vec<(i64, i64, i32)>> = BTreeMap::new();
@@ -298,7 +308,12 @@ async fn rollup_series(pool: &PgPool, plan: &QueryPlan) -> Result<Vec<(i32, i64)
         }
     }
     let tenant = plan.query.tenant().as_str();
-    let mut rows = QueryBuilder::new("SELECT level, period, events FROM period_stats WHERE tenant_id = ");
+    // One row per level, its periods and counts as two arrays: decoding 2,160 rows (90 days by
+    // hour) one by one through sqlx's row stream was a tenth of the server's time (profiled).
+    let mut rows = QueryBuilder::new(
+        "SELECT level, array_agg(period ORDER BY period), array_agg(events ORDER BY period) \
+         FROM period_stats WHERE tenant_id = ",
+    );
     rows.push_bind(tenant).push(" AND (FALSE");
     for (level, pieces) in &by_level {
         let (first, last) = (pieces.first().expect("non-empty"), pieces.last().expect("non-empty"));
@@ -310,12 +325,12 @@ async fn rollup_series(pool: &PgPool, plan: &QueryPlan) -> Result<Vec<(i32, i64)
             .push_bind(last.1)
             .push(")");
     }
-    rows.push(") ORDER BY level, period");
+    rows.push(") GROUP BY level");
     let rows = async {
         if by_level.is_empty() {
             return Ok(Vec::new());
         }
-        rows.build_query_as::<(i16, i64, i64)>().fetch_all(pool).await
+        rows.build_query_as::<(i16, Vec<i64>, Vec<i64>)>().fetch_all(pool).await
     };
     let raw = async {
         if raw_idx.is_empty() {
@@ -332,19 +347,22 @@ async fn rollup_series(pool: &PgPool, plan: &QueryPlan) -> Result<Vec<(i32, i64)
     let (rows, mut series) = futures_util::future::try_join(rows, raw)
         .await
         .map_err(|e| error::map("summary", e))?;
-    let mut next = 0;
     for (level, pieces) in &by_level {
-        // Rows of earlier levels come first (ORDER BY level).
-        while rows.get(next).is_some_and(|(l, _, _)| l < level) {
-            next += 1;
+        let Some((_, periods, counts)) = rows.iter().find(|(l, _, _)| l == level) else {
+            series.extend(pieces.iter().map(|&(_, _, idx)| (idx, 0)));
+            continue;
+        };
+        if periods.len() != counts.len() {
+            return Err(corrupt("period rows", "periods and counts of different lengths"));
         }
+        let mut next = 0;
         for &(start, end, idx) in pieces {
-            while rows.get(next).is_some_and(|(l, p, _)| l == level && *p < start) {
+            while periods.get(next).is_some_and(|p| *p < start) {
                 next += 1;
             }
             let mut events = 0;
-            while let Some((_, _, n)) = rows.get(next).filter(|(l, p, _)| l == level && *p < end) {
-                events += n;
+            while periods.get(next).is_some_and(|p| *p < end) {
+                events += counts[next];
                 next += 1;
             }
             series.push((idx, events));
@@ -454,12 +472,70 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cover_splits_ragged_hours_and_whole_days() {
+    fn cover_splits_ragged_hours_whole_days_and_whole_weeks() {
         assert_eq!(cover(HourSpan { start: 5, end: 20 }), [(LEVEL_HOUR, 5, 20)]);
         assert_eq!(
             cover(HourSpan { start: 20, end: 75 }),
             [(LEVEL_HOUR, 20, 24), (LEVEL_DAY, 1, 3), (LEVEL_HOUR, 72, 75)]
         );
         assert_eq!(cover(HourSpan { start: 24, end: 72 }), [(LEVEL_DAY, 1, 3)]);
+        // Epoch day 4 is a Monday (week 1); day 18 the Monday of week 3.
+        assert_eq!(
+            cover(HourSpan {
+                start: 2 * 24 + 7,
+                end: 20 * 24 + 1
+            }),
+            [
+                (LEVEL_HOUR, 55, 72),
+                (LEVEL_DAY, 3, 4),
+                (LEVEL_WEEK, 1, 3),
+                (LEVEL_DAY, 18, 20),
+                (LEVEL_HOUR, 480, 481)
+            ]
+        );
+        // Exactly one week, and a span inside one week.
+        assert_eq!(
+            cover(HourSpan {
+                start: 4 * 24,
+                end: 11 * 24
+            }),
+            [(LEVEL_WEEK, 1, 2)]
+        );
+        assert_eq!(
+            cover(HourSpan {
+                start: 5 * 24,
+                end: 10 * 24
+            }),
+            [(LEVEL_DAY, 5, 10)]
+        );
+        // Before the epoch.
+        assert_eq!(
+            cover(HourSpan {
+                start: -10 * 24,
+                end: -3 * 24
+            }),
+            [(LEVEL_WEEK, -1, 0)]
+        );
+    }
+
+    #[test]
+    fn a_cover_counts_every_hour_of_its_span_once() {
+        let hours_of = |(level, start, end): (i16, i64, i64)| -> Vec<i64> {
+            match level {
+                LEVEL_HOUR => (start..end).collect(),
+                LEVEL_DAY => (start * 24..end * 24).collect(),
+                _ => (first_day_of(start) * 24..first_day_of(end) * 24).collect(),
+            }
+        };
+        for start in -400..400 {
+            for len in [1, 23, 24, 25, 24 * 7 - 1, 24 * 7, 24 * 15 + 3, 24 * 40 + 11] {
+                let span = HourSpan {
+                    start,
+                    end: start + len,
+                };
+                let hours: Vec<i64> = cover(span).into_iter().flat_map(hours_of).collect();
+                assert_eq!(hours, (span.start..span.end).collect::<Vec<_>>(), "{span:?}");
+            }
+        }
     }
 }

@@ -44,13 +44,14 @@ ensure_postgres() {
 pg_user_run() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
-# initdb + start of a throwaway cluster in $1 on port $2 (not durable: fsync off).
-start_postgres() { # data dir, port
-  local data=$1 port=$2
+# initdb + start of a throwaway cluster in $1 on port $2 (not durable: fsync off, unless the
+# server options in $3 say otherwise: they come last and win).
+start_postgres() { # data dir, port, [more server options]
+  local data=$1 port=$2 more=${3:-}
   if [ "$(id -u)" -eq 0 ]; then mkdir -p "$data" && chown postgres:postgres "$data"; fi
   pg_user_run "$pg_bin/initdb" -D "$data" -U postgres -A trust --no-sync >/dev/null
   pg_user_run "$pg_bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
-    -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null
+    -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 $more" start >/dev/null
 }
 # A streaming replica of the cluster on port $1, in $2 on port $3, applying each commit $4 late
 # (`recovery_min_apply_delay`, so tests meet real lag). Ready when pg_ctl says it started.

@@ -8,6 +8,9 @@ const eventLog = {
   cursor: "",
   pageNumber: 1,
   next: null,
+  // The number of the latest load: a slower, older answer never replaces a newer one
+  // (opening the view and submitting the form at once start two loads).
+  latest: 0,
 
   params() {
     return {
@@ -21,14 +24,17 @@ const eventLog = {
 
   async load(cursor = "", pageNumber = 1) {
     showError("events", null);
+    const request = ++this.latest;
+    $("log-position").textContent = "loading…";
     try {
       const page = await client.call(`/api/events?${query(this.params())}&cursor=${encodeURIComponent(cursor)}`);
+      if (request !== this.latest) return;
       this.cursor = cursor;
       this.pageNumber = pageNumber;
       this.next = page.nextCursor || null;
       this.render(page.events);
     } catch (error) {
-      showError("events", error);
+      if (request === this.latest) showError("events", error);
     }
   },
 

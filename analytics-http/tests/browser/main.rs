@@ -151,9 +151,18 @@ async fn the_dashboard_shows_what_the_api_answers() {
             t.starts_with(&format!("page {page} "))
         })
         .await;
-        for row in client.find_all(Locator::Css("#log-rows tr[data-id]")).await.unwrap() {
-            seen.push(row.attr("data-id").await.unwrap().unwrap());
-        }
+        // One script reads every row of the rendered page at once, so no row can be
+        // replaced between finding it and reading it.
+        let ids = client
+            .execute(
+                "return Array.from(document.querySelectorAll('#log-rows tr[data-id]'), r => r.dataset.id);",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let ids: Vec<String> = serde_json::from_value(ids).unwrap();
+        assert!(!ids.is_empty(), "page {page} shows events");
+        seen.extend(ids);
         if page == 1 {
             click(&client, Locator::Css("#log-rows tr[data-id]")).await;
             let detail = text(&client, "detail-json").await;

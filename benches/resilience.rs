@@ -1,7 +1,8 @@
 #![allow(missing_docs)] // criterion_group! generates undocumented public items.
 
 //! Resilience overheads, each side by side with its baseline in one criterion group:
-//! - `breaker_closed`: a call through a closed circuit breaker vs the same call made directly;
+//! - `breaker_closed`: a call through a closed circuit breaker vs the same call made directly,
+//!   with the ticking clock the server uses and with an exact clock (and one exact reading);
 //! - `keyed_limiter`: the in-process limiter store vs `governor`'s keyed limiter (dashmap store,
 //!   quanta clock) on the same 1,000 keys, with quotas that always admit.
 //!
@@ -25,8 +26,12 @@ fn work(x: u64) -> u64 {
 }
 
 fn breaker_closed(c: &mut Criterion) {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
-    let breaker = CircuitBreaker::new(BreakerConfig::default(), clock).expect("valid config");
+    // As the server runs it: a ticking clock (a 1 ms-fresh reading, one atomic load).
+    let ticking: Arc<dyn Clock> = Arc::new(SystemClock::ticking(Duration::from_millis(1)));
+    let breaker = CircuitBreaker::new(BreakerConfig::default(), ticking).expect("valid config");
+    // With an exact clock every call reads the time-stamp counter twice.
+    let exact: Arc<dyn Clock> = Arc::new(SystemClock::new());
+    let exact_breaker = CircuitBreaker::new(BreakerConfig::default(), exact.clone()).expect("valid config");
     let mut group = c.benchmark_group("breaker_closed");
     group.bench_function("direct_call", |b| b.iter(|| work(7)));
     group.bench_function("through_breaker", |b| {
@@ -37,6 +42,15 @@ fn breaker_closed(c: &mut Criterion) {
             out
         })
     });
+    group.bench_function("through_breaker_exact_clock", |b| {
+        b.iter(|| {
+            let permit = exact_breaker.try_acquire().expect("closed");
+            let out = work(7);
+            permit.success();
+            out
+        })
+    });
+    group.bench_function("exact_clock_read", |b| b.iter(|| exact.now_micros()));
     group.finish();
 }
 

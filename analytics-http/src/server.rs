@@ -12,7 +12,6 @@
 //! limits) on 127.0.0.1:3001. Every flag has an `ANALYTICS_*` environment variable.
 
 use std::net::SocketAddr;
-#[cfg(any(feature = "postgres", feature = "redis"))]
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -222,6 +221,9 @@ fn parse_replica_wait(raw: &str) -> Result<ReplicaWait, String> {
     }
 }
 
+/// How fresh the breakers' reading of the time is (see `SystemClock::ticking`).
+const CLOCK_TICK: Duration = Duration::from_millis(1);
+
 /// The facade over the configured store and cache.
 ///
 /// # Errors
@@ -231,7 +233,13 @@ pub async fn build(backends: &Backends, limits: RateLimits) -> Result<Analytics,
         wait_in_open: Duration::from_secs(backends.breaker_open_wait),
         ..BreakerConfig::default()
     };
-    let mut builder = Analytics::builder().rate_limits(limits).breaker(Some(breaker));
+    // A 1 ms-fresh reading for the breakers (two time-stamp counter reads per call saved).
+    let clock: Arc<dyn analytics_core::clock::Clock> =
+        Arc::new(analytics_core::clock::SystemClock::ticking(CLOCK_TICK));
+    let mut builder = Analytics::builder()
+        .clock(clock.clone())
+        .rate_limits(limits)
+        .breaker(Some(breaker));
     // Change notices travel between instances over Redis when it is shared, else over the
     // store when it is PostgreSQL (see `analytics_core::feed`).
     let redis_shared = backends.cache.starts_with("redis://") || backends.cache.starts_with("rediss://");
@@ -252,7 +260,7 @@ pub async fn build(backends: &Backends, limits: RateLimits) -> Result<Analytics,
     builder = match backends.cache.as_str() {
         "memory" => builder,
         url if url.starts_with("redis://") || url.starts_with("rediss://") => {
-            redis_backends(builder, url, Duration::from_millis(backends.cache_timeout_ms)).await?
+            redis_backends(builder, url, Duration::from_millis(backends.cache_timeout_ms), clock).await?
         }
         other => return Err(format!("--cache must be `memory` or a redis:// URL, not {other:?}").into()),
     };
@@ -326,6 +334,7 @@ async fn redis_backends(
     builder: analytics_core::AnalyticsBuilder,
     url: &str,
     timeout: Duration,
+    clock: Arc<dyn analytics_core::clock::Clock>,
 ) -> Result<analytics_core::AnalyticsBuilder, BoxError> {
     use analytics_core::resilience::{BreakerCache, BreakerRateLimitStore, CircuitBreaker, dependency_breaker_config};
 
@@ -338,10 +347,7 @@ async fn redis_backends(
     // A dead Redis must not cost every request its timeout. The cache and the rate limits live
     // on the same server, so they share one breaker: the first failures of either open it for
     // both, and a request pays at most one timeout before both are skipped.
-    let redis_breaker = CircuitBreaker::new(
-        dependency_breaker_config(),
-        Arc::new(analytics_core::clock::SystemClock::new()),
-    )?;
+    let redis_breaker = CircuitBreaker::new(dependency_breaker_config(), clock)?;
     Ok(builder
         .change_feed(Arc::new(feed))
         .dependency_breaker("cache", redis_breaker.clone())
@@ -355,6 +361,7 @@ async fn redis_backends(
     _builder: analytics_core::AnalyticsBuilder,
     _url: &str,
     _: Duration,
+    _: Arc<dyn analytics_core::clock::Clock>,
 ) -> Result<analytics_core::AnalyticsBuilder, BoxError> {
     Err("this build has no Redis support (feature `redis`)".into())
 }

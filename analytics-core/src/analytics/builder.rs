@@ -75,7 +75,10 @@ impl AnalyticsBuilder {
         self
     }
 
-    /// The clock (default: [`SystemClock`]).
+    /// The clock (default: [`SystemClock::new`], which starts no thread). A service that makes
+    /// many store calls may pass [`SystemClock::ticking`] with a 1 ms tick: the circuit breaker
+    /// then reads the time with one atomic load instead of two time-stamp counter reads per call
+    /// (measured 43 ns → 8 ns of overhead), at the cost of a thread that wakes every tick.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
         self

@@ -21,7 +21,10 @@
 //! is exactly what recording every call under the lock would give. A pending success that races
 //! a transition counts in no window, like an outcome from an earlier phase.
 //!
-//! Time comes from the [`Clock`]; tests drive it virtually.
+//! Time comes from the [`Clock`]'s recent reading ([`Clock::recent_micros`]): exact with most
+//! clocks, a millisecond-fresh atomic load with [`SystemClock::ticking`](crate::clock::SystemClock::ticking),
+//! which takes the two time-stamp counter reads (10–15 ns each on a VM) off every call. Tests
+//! drive the clock virtually.
 
 mod config;
 mod window;
@@ -36,7 +39,7 @@ use serde::{Deserialize, Serialize};
 pub use config::{BreakerConfig, FailurePolicy, SlidingWindow};
 use window::{Tally, Window};
 
-use crate::clock::{Clock, delta, elapsed};
+use crate::clock::{Clock, RecentReading, delta, elapsed};
 use crate::error::{Error, ErrorKind, Result};
 
 /// The breaker's state.
@@ -58,19 +61,21 @@ pub enum BreakerState {
 }
 
 impl BreakerState {
+    #[inline]
     fn code(self) -> u8 {
         self as u8
     }
 
+    #[inline]
     fn from_code(code: u8) -> Self {
-        [
-            Self::Closed,
-            Self::Open,
-            Self::HalfOpen,
-            Self::Disabled,
-            Self::ForcedOpen,
-            Self::MetricsOnly,
-        ][code as usize]
+        match code {
+            0 => Self::Closed,
+            1 => Self::Open,
+            2 => Self::HalfOpen,
+            3 => Self::Disabled,
+            4 => Self::ForcedOpen,
+            _ => Self::MetricsOnly,
+        }
     }
 }
 
@@ -133,6 +138,8 @@ struct Inner {
 struct Shared {
     config: BreakerConfig,
     clock: Arc<dyn Clock>,
+    /// The clock's shared recent reading, read without a virtual call when it keeps one.
+    recent: Option<RecentReading>,
     /// The slow-call duration in microseconds (compared on every recorded call).
     slow_call_micros: i64,
     /// `phase << 8 | state`, mirrored from `Inner` so the closed path admits without the lock.
@@ -150,6 +157,7 @@ struct Shared {
 const PENDING_COUNT: u64 = 0xFFFF_FFFF;
 
 /// The second half of [`Shared::pending`] for epoch second `secs`.
+#[inline]
 fn pending_stamp(secs: i64) -> u64 {
     (secs as u64) & PENDING_COUNT
 }
@@ -180,7 +188,7 @@ impl CircuitBreaker {
     /// [`Error::InvalidInput`] for invalid settings.
     pub fn new(config: BreakerConfig, clock: Arc<dyn Clock>) -> Result<Self> {
         config.validate()?;
-        let now = clock.now();
+        let now = micros_to_instant(clock.recent_micros());
         let inner = Inner {
             state: BreakerState::Closed,
             since: now,
@@ -201,6 +209,7 @@ impl CircuitBreaker {
             config,
             pending: AtomicU64::new(pending_stamp(now.timestamp()) << 32),
             clean: AtomicBool::new(true),
+            recent: clock.recent_reading(),
             clock,
             status,
             inner: Mutex::new(inner),
@@ -214,8 +223,11 @@ impl CircuitBreaker {
     ///
     /// # Errors
     /// [`Error::Unavailable`] with a retry hint when the breaker refuses.
+    // Inlined so a closed breaker's permit stays in registers (returned through memory, the
+    // large `Result` cost a store-forwarding stall per call); the rest is out of line.
+    #[inline(always)]
     pub fn try_acquire(&self) -> Result<BreakerPermit<'_>> {
-        let now_micros = self.shared.clock.now_micros();
+        let now_micros = self.shared.recent_micros();
         let status = self.shared.status.load(Ordering::Acquire);
         let fast = BreakerState::from_code((status & 0xff) as u8);
         if matches!(
@@ -224,6 +236,15 @@ impl CircuitBreaker {
         ) {
             return Ok(self.permit(status >> 8, fast, now_micros));
         }
+        let (phase, state) = self.admit_locked(now_micros)?;
+        Ok(self.permit(phase, state, now_micros))
+    }
+
+    /// [`try_acquire`](Self::try_acquire) when the breaker is not closed, under the lock: the
+    /// phase and state of the permit, or the refusal. (It returns no permit, so the closed
+    /// path's permit is not forced into memory shared with this call's return value.)
+    #[inline(never)]
+    fn admit_locked(&self, now_micros: i64) -> Result<(u64, BreakerState)> {
         let now = micros_to_instant(now_micros);
         let mut inner = self.lock();
         self.advance(&mut inner, now);
@@ -249,15 +270,16 @@ impl CircuitBreaker {
             BreakerState::HalfOpen => {
                 inner.trial_admitted += 1;
                 let phase = inner.phase;
-                Ok(self.permit(phase, BreakerState::HalfOpen, now_micros))
+                Ok((phase, BreakerState::HalfOpen))
             }
             state => {
                 let phase = inner.phase;
-                Ok(self.permit(phase, state, now_micros))
+                Ok((phase, state))
             }
         }
     }
 
+    #[inline]
     fn permit(&self, phase: u64, state: BreakerState, started: i64) -> BreakerPermit<'_> {
         BreakerPermit {
             shared: &self.shared,
@@ -284,13 +306,13 @@ impl CircuitBreaker {
     /// The current state (after applying any time-based transition that is due).
     pub fn state(&self) -> BreakerState {
         let mut inner = self.lock();
-        self.advance(&mut inner, self.shared.clock.now());
+        self.advance(&mut inner, self.shared.now());
         inner.state
     }
 
     /// Counts, rates and the last transition.
     pub fn metrics(&self) -> BreakerMetrics {
-        let now = self.shared.clock.now();
+        let now = self.shared.now();
         let mut inner = self.lock();
         self.advance(&mut inner, now);
         self.shared.fold_pending(&mut inner, now.timestamp());
@@ -340,7 +362,7 @@ impl CircuitBreaker {
     }
 
     fn set_state(&self, to: BreakerState) {
-        let now = self.shared.clock.now();
+        let now = self.shared.now();
         let mut inner = self.lock();
         self.transition(&mut inner, to, now);
     }
@@ -361,6 +383,19 @@ impl CircuitBreaker {
 }
 
 impl Shared {
+    /// The breaker's time: the clock's recent reading (see [`Clock::recent_micros`]).
+    #[inline(always)]
+    fn recent_micros(&self) -> i64 {
+        match &self.recent {
+            Some(reading) => reading.micros(),
+            None => self.clock.recent_micros(),
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        micros_to_instant(self.recent_micros())
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -380,6 +415,7 @@ impl Shared {
 
     /// Adds a quick success of a closed (or metrics-only) breaker to the pending count without
     /// the lock; false when the lock is needed (another phase, a new second, a lost race).
+    #[inline(always)]
     fn count_success_lock_free(&self, phase: u64, now_micros: i64) -> bool {
         if self.status.load(Ordering::Acquire) >> 8 != phase || !self.clean.load(Ordering::Acquire) {
             return false;
@@ -437,11 +473,12 @@ impl Shared {
             || f64::from(tally.slow) * 100.0 >= self.config.slow_call_rate_threshold * calls
     }
 
+    #[inline(always)]
     fn record(&self, permit: &BreakerPermit, failed: bool) {
         if permit.state == BreakerState::Disabled {
             return;
         }
-        let now_micros = self.clock.now_micros();
+        let now_micros = self.recent_micros();
         let slow = now_micros - permit.started >= self.slow_call_micros;
         if !failed
             && !slow
@@ -450,6 +487,12 @@ impl Shared {
         {
             return;
         }
+        self.record_locked(permit, failed, slow, now_micros);
+    }
+
+    /// [`record`](Self::record) for every outcome the lock-free count cannot take.
+    #[inline(never)]
+    fn record_locked(&self, permit: &BreakerPermit, failed: bool, slow: bool, now_micros: i64) {
         // Built only for (rare) transitions.
         let now = || micros_to_instant(now_micros);
         let now_secs = now_micros.div_euclid(1_000_000);
@@ -501,20 +544,27 @@ impl Shared {
         }
     }
 
+    #[inline]
     fn release(&self, permit: &BreakerPermit) {
         if permit.state == BreakerState::HalfOpen {
-            let mut inner = self.lock();
-            if inner.phase == permit.phase {
-                inner.trial_admitted -= 1;
-            }
+            self.release_trial(permit.phase);
+        }
+    }
+
+    #[inline(never)]
+    fn release_trial(&self, phase: u64) {
+        let mut inner = self.lock();
+        if inner.phase == phase {
+            inner.trial_admitted -= 1;
         }
     }
 }
 
 impl BreakerPermit<'_> {
     /// Records a success.
+    #[inline(always)]
     pub fn success(self) {
-        self.record(None);
+        self.finish(false);
     }
 
     /// Records a failure if `error` counts as one under the breaker's [`FailurePolicy`], else a
@@ -524,19 +574,27 @@ impl BreakerPermit<'_> {
     }
 
     /// Records the outcome of a call that returned `error` (or none).
-    pub fn record(mut self, error: Option<&Error>) {
+    pub fn record(self, error: Option<&Error>) {
         let failed = match (error, self.shared.config.failures) {
             (None, _) => false,
             (Some(e), FailurePolicy::TransientOnly) => e.kind() == ErrorKind::Transient,
             (Some(_), FailurePolicy::AllErrors) => true,
         };
+        self.finish(failed);
+    }
+
+    // Always inlined, with the lock-free success path, so a closed breaker's permit stays in
+    // registers: passed through memory it cost a store-forwarding stall per call.
+    #[inline(always)]
+    fn finish(self, failed: bool) {
         self.shared.record(&self, failed);
-        // Recorded: nothing to give back on drop.
-        self.state = BreakerState::Disabled;
+        // Recorded: nothing to give back (the permit holds a reference and plain values).
+        std::mem::forget(self);
     }
 }
 
 impl Drop for BreakerPermit<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.shared.release(self);
     }

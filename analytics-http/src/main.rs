@@ -8,6 +8,9 @@ use tracing_subscriber::EnvFilter;
 
 // glibc's allocator contends between the runtime's threads under load (a fifth of the cached
 // summary's CPU profile was malloc and its arena locks); mimalloc's thread-local heaps do not.
+// Built with `no_thp`: mimalloc does not ask for transparent huge pages, which count whole in
+// RSS however little of them is used (measured: 18 → 11 MB at start, 228 → 195 MB holding
+// 200k events in the memory store). Where THP is `always` the kernel may still use them.
 #[global_allocator]
 static ALLOCATOR: MiMalloc = MiMalloc;
 

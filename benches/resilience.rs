@@ -2,7 +2,7 @@
 
 //! Resilience overheads, each side by side with its baseline in one criterion group:
 //! - `breaker_closed`: a call through a closed circuit breaker vs the same call made directly,
-//!   with the ticking clock the server uses and with an exact clock (and one exact reading);
+//!   with a ticking clock and with the exact one the server uses (and one exact reading);
 //! - `keyed_limiter`: the in-process limiter store vs `governor`'s keyed limiter (dashmap store,
 //!   quanta clock) on the same 1,000 keys, with quotas that always admit.
 //!
@@ -26,7 +26,7 @@ fn work(x: u64) -> u64 {
 }
 
 fn breaker_closed(c: &mut Criterion) {
-    // As the server runs it: a ticking clock (a 1 ms-fresh reading, one atomic load).
+    // With a ticking clock: a 1 ms-fresh reading, one atomic load.
     let ticking: Arc<dyn Clock> = Arc::new(SystemClock::ticking(Duration::from_millis(1)));
     let breaker = CircuitBreaker::new(BreakerConfig::default(), ticking).expect("valid config");
     // With an exact clock every call reads the time-stamp counter twice.

@@ -221,9 +221,6 @@ fn parse_replica_wait(raw: &str) -> Result<ReplicaWait, String> {
     }
 }
 
-/// How fresh the breakers' reading of the time is (see `SystemClock::ticking`).
-const CLOCK_TICK: Duration = Duration::from_millis(1);
-
 /// The facade over the configured store and cache.
 ///
 /// # Errors
@@ -233,9 +230,10 @@ pub async fn build(backends: &Backends, limits: RateLimits) -> Result<Analytics,
         wait_in_open: Duration::from_secs(backends.breaker_open_wait),
         ..BreakerConfig::default()
     };
-    // A 1 ms-fresh reading for the breakers (two time-stamp counter reads per call saved).
-    let clock: Arc<dyn analytics_core::clock::Clock> =
-        Arc::new(analytics_core::clock::SystemClock::ticking(CLOCK_TICK));
+    // The exact clock, not `SystemClock::ticking`: the breakers here guard network calls of
+    // 100 µs and more, where the ticker's 35 ns per call saved is noise and its wake-ups are
+    // not (1.6% of a core on an idle server, measured at a 1 ms tick).
+    let clock: Arc<dyn analytics_core::clock::Clock> = Arc::new(analytics_core::clock::SystemClock::new());
     let mut builder = Analytics::builder()
         .clock(clock.clone())
         .rate_limits(limits)

@@ -75,10 +75,11 @@ impl AnalyticsBuilder {
         self
     }
 
-    /// The clock (default: [`SystemClock::new`], which starts no thread). A service that makes
-    /// many store calls may pass [`SystemClock::ticking`] with a 1 ms tick: the circuit breaker
-    /// then reads the time with one atomic load instead of two time-stamp counter reads per call
-    /// (measured 43 ns → 8 ns of overhead), at the cost of a thread that wakes every tick.
+    /// The clock (default: [`SystemClock::new`], which starts no thread).
+    /// [`SystemClock::ticking`] makes a circuit breaker's closed call cost one atomic load of the
+    /// time instead of two time-stamp counter reads (measured: 33–48 ns → 5–8 ns of overhead),
+    /// at the cost of a thread that wakes every tick (1.6% of a core on an idle server at 1 ms):
+    /// worth it only where breakers guard calls of a few microseconds, not network round trips.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = Some(clock);
         self

@@ -113,6 +113,10 @@
 //! | `--auth header` | 32,964–36,602 req/s | 49,827–60,144 req/s | 57.3–66.2% |
 //! | `--auth api-key` (default) | 31,606–37,631 req/s | 49,772–57,559 req/s | 63.3–72.5% |
 //!
+//! One more run on a heavily loaded host (2026-12-01, `/health` 3.5× slower than the day
+//! before): 60.2% with `--auth header` (16,529 vs 27,449 req/s), 64.1% with `--auth api-key`
+//! (17,319 vs 27,025 req/s).
+//!
 //! API-key mode now costs what header mode costs: the key's tenant comes from core's memo, not
 //! a store look-up per request. An ingest reaches 1,000 open streams at p99 147.2 ms (p50
 //! 126.5 ms, including the 100 ms coalescing window). The goal of 80% of `/health` is not met:

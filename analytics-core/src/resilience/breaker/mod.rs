@@ -27,6 +27,8 @@
 //! drive the clock virtually.
 
 mod config;
+mod permit;
+mod state;
 mod window;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,88 +36,14 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 pub use config::{BreakerConfig, FailurePolicy, SlidingWindow};
+pub use permit::BreakerPermit;
+pub use state::{BreakerMetrics, BreakerState, Transition};
 use window::{Tally, Window};
 
 use crate::clock::{Clock, RecentReading, delta, elapsed};
-use crate::error::{Error, ErrorKind, Result};
-
-/// The breaker's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum BreakerState {
-    /// Calls pass; outcomes are recorded.
-    Closed,
-    /// Calls are refused until `wait_in_open` has passed.
-    Open,
-    /// A few trial calls pass; the rest are refused.
-    HalfOpen,
-    /// Calls pass; nothing is recorded.
-    Disabled,
-    /// Calls are refused until an operator changes the state.
-    ForcedOpen,
-    /// Calls pass; outcomes are recorded but never change the state.
-    MetricsOnly,
-}
-
-impl BreakerState {
-    #[inline]
-    fn code(self) -> u8 {
-        self as u8
-    }
-
-    #[inline]
-    fn from_code(code: u8) -> Self {
-        match code {
-            0 => Self::Closed,
-            1 => Self::Open,
-            2 => Self::HalfOpen,
-            3 => Self::Disabled,
-            4 => Self::ForcedOpen,
-            _ => Self::MetricsOnly,
-        }
-    }
-}
-
-/// A state change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Transition {
-    /// Previous state.
-    pub from: BreakerState,
-    /// New state.
-    pub to: BreakerState,
-    /// When.
-    pub at: DateTime<Utc>,
-}
-
-/// What the breaker has seen (for health endpoints).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BreakerMetrics {
-    /// Current state.
-    pub state: BreakerState,
-    /// Calls in the sliding window (closed) or completed trial calls (half-open).
-    pub calls: u32,
-    /// Failed calls among them.
-    pub failed_calls: u32,
-    /// Slow calls among them.
-    pub slow_calls: u32,
-    /// Failure rate over them in percent, if at least `minimum_calls` were seen.
-    pub failure_rate: Option<f64>,
-    /// Slow-call rate over them in percent, if at least `minimum_calls` were seen.
-    pub slow_call_rate: Option<f64>,
-    /// Successful calls since creation.
-    pub successes_total: u64,
-    /// Failed calls since creation.
-    pub failures_total: u64,
-    /// Calls refused since creation.
-    pub rejected_total: u64,
-    /// The last state change.
-    pub last_transition: Option<Transition>,
-}
+use crate::error::{Error, Result};
 
 #[derive(Debug)]
 struct Inner {
@@ -166,19 +94,6 @@ fn pending_stamp(secs: i64) -> u64 {
 #[derive(Debug, Clone)]
 pub struct CircuitBreaker {
     shared: Arc<Shared>,
-}
-
-/// Permission to make one call. Report its outcome with [`success`](Self::success),
-/// [`failure`](Self::failure) or [`record`](Self::record); dropping it unreported (a cancelled
-/// or panicking caller) records nothing and gives a half-open permit back.
-#[derive(Debug)]
-#[must_use = "a permit that is dropped records nothing"]
-pub struct BreakerPermit<'a> {
-    shared: &'a Shared,
-    phase: u64,
-    state: BreakerState,
-    /// Epoch microseconds when the call started.
-    started: i64,
 }
 
 impl CircuitBreaker {
@@ -557,46 +472,6 @@ impl Shared {
         if inner.phase == phase {
             inner.trial_admitted -= 1;
         }
-    }
-}
-
-impl BreakerPermit<'_> {
-    /// Records a success.
-    #[inline(always)]
-    pub fn success(self) {
-        self.finish(false);
-    }
-
-    /// Records a failure if `error` counts as one under the breaker's [`FailurePolicy`], else a
-    /// success.
-    pub fn failure(self, error: &Error) {
-        self.record(Some(error));
-    }
-
-    /// Records the outcome of a call that returned `error` (or none).
-    pub fn record(self, error: Option<&Error>) {
-        let failed = match (error, self.shared.config.failures) {
-            (None, _) => false,
-            (Some(e), FailurePolicy::TransientOnly) => e.kind() == ErrorKind::Transient,
-            (Some(_), FailurePolicy::AllErrors) => true,
-        };
-        self.finish(failed);
-    }
-
-    // Always inlined, with the lock-free success path, so a closed breaker's permit stays in
-    // registers: passed through memory it cost a store-forwarding stall per call.
-    #[inline(always)]
-    fn finish(self, failed: bool) {
-        self.shared.record(&self, failed);
-        // Recorded: nothing to give back (the permit holds a reference and plain values).
-        std::mem::forget(self);
-    }
-}
-
-impl Drop for BreakerPermit<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        self.shared.release(self);
     }
 }
 

@@ -27,10 +27,11 @@ pub trait Clock: Send + Sync + Debug {
         self.now().timestamp_micros()
     }
 
-    /// A reading that may trail [`now_micros`](Self::now_micros) by up to the clock's tick, for
-    /// hot paths that time things at millisecond scale (the circuit breaker's slow calls and
-    /// windows). The same as `now_micros` unless the clock keeps a cheaper reading
-    /// ([`SystemClock::ticking`]). Never goes backwards.
+    /// A reading that may differ from [`now_micros`](Self::now_micros) by up to the clock's
+    /// tick, for hot paths that time things at millisecond scale (the circuit breaker's slow
+    /// calls and windows), so a caller takes all of its readings from here. The same as
+    /// `now_micros` unless the clock keeps a cheaper reading ([`SystemClock::ticking`]). Never
+    /// goes backwards.
     fn recent_micros(&self) -> i64 {
         self.now_micros()
     }

@@ -12,6 +12,7 @@
 //! limits) on 127.0.0.1:3001. Every flag has an `ANALYTICS_*` environment variable.
 
 use std::net::SocketAddr;
+#[cfg(any(feature = "postgres", feature = "redis"))]
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -230,14 +231,7 @@ pub async fn build(backends: &Backends, limits: RateLimits) -> Result<Analytics,
         wait_in_open: Duration::from_secs(backends.breaker_open_wait),
         ..BreakerConfig::default()
     };
-    // The exact clock, not `SystemClock::ticking`: the breakers here guard network calls of
-    // 100 µs and more, where the ticker's 35 ns per call saved is noise and its wake-ups are
-    // not (1.6% of a core on an idle server, measured at a 1 ms tick).
-    let clock: Arc<dyn analytics_core::clock::Clock> = Arc::new(analytics_core::clock::SystemClock::new());
-    let mut builder = Analytics::builder()
-        .clock(clock.clone())
-        .rate_limits(limits)
-        .breaker(Some(breaker));
+    let mut builder = Analytics::builder().rate_limits(limits).breaker(Some(breaker));
     // Change notices travel between instances over Redis when it is shared, else over the
     // store when it is PostgreSQL (see `analytics_core::feed`).
     let redis_shared = backends.cache.starts_with("redis://") || backends.cache.starts_with("rediss://");
@@ -258,7 +252,7 @@ pub async fn build(backends: &Backends, limits: RateLimits) -> Result<Analytics,
     builder = match backends.cache.as_str() {
         "memory" => builder,
         url if url.starts_with("redis://") || url.starts_with("rediss://") => {
-            redis_backends(builder, url, Duration::from_millis(backends.cache_timeout_ms), clock).await?
+            redis_backends(builder, url, Duration::from_millis(backends.cache_timeout_ms)).await?
         }
         other => return Err(format!("--cache must be `memory` or a redis:// URL, not {other:?}").into()),
     };
@@ -332,7 +326,6 @@ async fn redis_backends(
     builder: analytics_core::AnalyticsBuilder,
     url: &str,
     timeout: Duration,
-    clock: Arc<dyn analytics_core::clock::Clock>,
 ) -> Result<analytics_core::AnalyticsBuilder, BoxError> {
     use analytics_core::resilience::{BreakerCache, BreakerRateLimitStore, CircuitBreaker, dependency_breaker_config};
 
@@ -345,7 +338,10 @@ async fn redis_backends(
     // A dead Redis must not cost every request its timeout. The cache and the rate limits live
     // on the same server, so they share one breaker: the first failures of either open it for
     // both, and a request pays at most one timeout before both are skipped.
-    let redis_breaker = CircuitBreaker::new(dependency_breaker_config(), clock)?;
+    let redis_breaker = CircuitBreaker::new(
+        dependency_breaker_config(),
+        Arc::new(analytics_core::clock::SystemClock::new()),
+    )?;
     Ok(builder
         .change_feed(Arc::new(feed))
         .dependency_breaker("cache", redis_breaker.clone())
@@ -359,7 +355,6 @@ async fn redis_backends(
     _builder: analytics_core::AnalyticsBuilder,
     _url: &str,
     _: Duration,
-    _: Arc<dyn analytics_core::clock::Clock>,
 ) -> Result<analytics_core::AnalyticsBuilder, BoxError> {
     Err("this build has no Redis support (feature `redis`)".into())
 }

@@ -50,8 +50,11 @@ impl ParsedSummaries {
         let params: SummaryParams = params::parse(raw)?;
         let compare = params.compare;
         let request = params.request();
+        let query = Query::parse(tenant, &request)?;
+        // Hash the cache key now, once: clones keep it, so no request of this URL hashes it again.
+        query.cache_key();
         let found = Arc::new(ParsedSummary {
-            query: Query::parse(tenant, &request)?,
+            query,
             skip_cache: request.skip_cache,
             compare,
         });
@@ -84,5 +87,8 @@ mod tests {
             Some("endDate")
         );
         assert_eq!(memo.parsed.pin().len(), 2);
+        // A parsed query carries its cache key, so a request that clones it never hashes.
+        let kept = format!("{:?}", first.query.clone());
+        assert!(kept.contains("cache_key: OnceLock(CacheKey(\"summary:"), "{kept}");
     }
 }

@@ -223,5 +223,8 @@ fn decode_hit(fields: Vec<Value>, now: DateTime<Utc>) -> Result<Option<CacheHit>
         stale_until,
         tags: stored.into_iter().map(|(tag, v)| (Tag::from_text(tag), v)).collect(),
     };
-    Ok(classify(&entry, current == 1, now).map(|freshness| CacheHit { entry, freshness }))
+    Ok(classify(&entry, current == 1, now).map(|freshness| CacheHit {
+        entry: Arc::new(entry),
+        freshness,
+    }))
 }

@@ -264,7 +264,7 @@ impl CacheBackend for TieredCache {
             let copy = CacheEntry {
                 fresh_until: hit.entry.fresh_until.min(now + local_ttl),
                 tags: local.tag_versions,
-                ..hit.entry.clone()
+                ..(*hit.entry).clone()
             };
             self.local.set(tenant, key, copy, now).await?;
         }

@@ -127,8 +127,9 @@ pub enum Freshness {
 /// A found entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheHit {
-    /// The entry.
-    pub entry: CacheEntry,
+    /// The entry, shared with the backend's copy where it keeps one in process (a hit is then
+    /// no copy of its tags).
+    pub entry: Arc<CacheEntry>,
     /// Its state at lookup time.
     pub freshness: Freshness,
 }

@@ -107,10 +107,7 @@ impl CacheBackend for MokaCache {
         };
         let hit = found.and_then(|entry| {
             let freshness = classify(&entry, current, now)?;
-            Some(CacheHit {
-                entry: (*entry).clone(),
-                freshness,
-            })
+            Some(CacheHit { entry, freshness })
         });
         self.counters.record(hit.as_ref().map(|h| h.freshness));
         Ok(CacheLookup { hit, tag_versions })

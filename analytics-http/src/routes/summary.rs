@@ -40,7 +40,8 @@ pub(crate) async fn summary(
     let query = parsed.query.clone();
     let options = options(&caller, parsed.skip_cache);
     Ok(match parsed.compare {
-        Some(_) => Json(analytics.summary_compared(query, options).await?).into_response(),
+        // Boxed: two summaries' state would otherwise make every request's future that large.
+        Some(_) => Json(Box::pin(analytics.summary_compared(query, options)).await?).into_response(),
         // The hot path: core renders the JSON from the cached answer's memoized body.
         None => (
             [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],

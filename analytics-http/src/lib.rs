@@ -106,35 +106,44 @@
 //! ## Figures
 //! `scripts/bench-http` on the project's 2-core VM (the release server on the embedded default
 //! with 100k seeded events; wrk 2 threads × 64 connections sharing the cores; per auth mode three
-//! alternating 10 s rounds of `/health` and a cached 30-day summary, medians), three runs:
+//! alternating 10 s rounds of `/health` and a cached 30-day summary, medians), three runs on
+//! 2026-12-02 (`SUBSCRIBERS=0 scripts/bench-http`):
 //!
 //! | auth mode | cached summary | `/health`, same server | summary / `/health` |
 //! |---|---|---|---|
-//! | `--auth header` | 32,964–36,602 req/s | 49,827–60,144 req/s | 57.3–66.2% |
-//! | `--auth api-key` (default) | 31,606–37,631 req/s | 49,772–57,559 req/s | 63.3–72.5% |
+//! | `--auth header` | 43,306–46,100 req/s | 61,626–67,521 req/s | 68.3–70.3% |
+//! | `--auth api-key` (default) | 42,196–44,426 req/s | 61,572–63,357 req/s | 66.6–70.5% |
 //!
-//! One more run on a heavily loaded host (2026-12-01, `/health` 3.5× slower than the day
-//! before): 60.2% with `--auth header` (16,529 vs 27,449 req/s), 64.1% with `--auth api-key`
-//! (17,319 vs 27,025 req/s).
+//! The same script earlier that day, before the changes below: 66.9% and 63.8%. API-key mode
+//! costs what header mode costs: the key's tenant comes from core's memo, not a store look-up
+//! per request. An ingest reaches 1,000 open streams at p99 147.2 ms (p50 126.5 ms, including
+//! the 100 ms coalescing window).
 //!
-//! API-key mode now costs what header mode costs: the key's tenant comes from core's memo, not
-//! a store look-up per request. An ingest reaches 1,000 open streams at p99 147.2 ms (p50
-//! 126.5 ms, including the 100 ms coalescing window). The goal of 80% of `/health` is not met:
-//! a tenant-scoped route that does nothing but authenticate, rate-limit and answer a small
-//! list (`GET /api/experiments`) measured 78% of `/health` on the same server, before the
-//! rate-limit header values were made once per class (they were about 8% of its cost).
+//! The goal of 80% of `/health` is not met. Where the difference is (2026-12-02):
+//! - Not in the body: a temporary probe route answering the same 3.4 KB of JSON with no work measured
+//!   97–101% of `/health` on the same server.
+//! - In process, with no sockets (the router driven by `tower::ServiceExt::oneshot`, 200k
+//!   requests), `/health` costs 5.4 µs and 122 allocations (the middleware stack: request id,
+//!   tracing, metrics, compression, timeout, JSON errors), the cached summary 8.5 µs and 167
+//!   allocations: the tenant layer about 2 µs, the summary itself about 1 µs.
+//! - Under wrk the server's CPU per request (its `/proc` user and system time over a 5 s run)
+//!   was 8.4–8.7 µs user and 6.7–7.8 µs system for `/health`, 14.1–14.9 µs user and
+//!   10.4–10.8 µs system for the summary: the summary's own 3 µs become about 6 µs when both
+//!   cores serve it at once (shared cache lines: the tenant's limiter slot, reference counts of
+//!   the shared state and of the cached answer, the cache's access recording, counters), and
+//!   its longer requests cost more scheduling. For 80% the summary would have to cost about
+//!   `/health` plus 3 µs of server time under this load.
 //!
 //! What made the cached summary cheap (it started at 29k req/s, 41% of `/health`): mimalloc;
 //! core's memo of decoded cache hits and of their body's JSON, so a hit serializes only
 //! `_metadata` ([`Analytics::summary_json_with`](analytics_core::Analytics::summary_json_with));
 //! summary requests parsed and validated once per tenant and query string, with the query's
-//! cache key kept; bucket starts computed only when a store needs them; rate-limit headers
-//! written from integers, their per-class values made once; routes registered under each prefix rather than nested (no URI
-//! rewrite per request); counter request ids. What remains is spread thin (`perf` under wrk):
-//! the kernel (loopback TCP, scheduling) is about a quarter of the server's time, allocation
-//! about a tenth, and the rest is hyper, the middleware stack and this crate's own steps (the
-//! tenant layer with its rate-limit check and five headers, the cache lookup, `_metadata`) at
-//! a few percent each.
+//! cache key hashed once and kept by its clones; the cache miss and the comparison boxed, so a
+//! hit's future is 1.7 KB rather than 8.4 KB (allocated and copied per request); a cache hit
+//! sharing the backend's entry instead of copying its tags; bucket starts computed only when a
+//! store needs them; rate-limit headers written from integers, their per-class values made
+//! once; routes registered under each prefix rather than nested (no URI rewrite per request);
+//! counter request ids.
 //!
 //! ## Choices
 //! - Query strings are parsed by serde (`serde_urlencoded`, one `deny_unknown_fields` struct per

@@ -144,19 +144,20 @@
 //! baseline in one run; summaries are criterion medians.
 //!
 //! On the generator's real-site shape (500 full-URL pages, 50,000 users, 8 event types, 90
-//! days), 1M events, three runs of `SIZES=1000000 scripts/bench-postgres` on a heavily loaded
-//! host (2026-12-01: the same raw SQL ran 2–4× slower than the day before):
+//! days), 1M events, three runs of `SIZES=1000000 scripts/bench-postgres` on 2026-12-02 (a
+//! quiet host; on the heavily loaded 2026-12-01 the cold summary took 3.67–4.07 ms and the same
+//! raw SQL 0.65–1.22 s, the batch API 37.3–41.4% of `COPY` with 2 callers):
 //!
 //! | sized server, time order, 1M events | three runs |
 //! |---|---|
-//! | cold 31-day summary, `PostgresStore` (`period_stats` + sketches) | 3.67–4.07 ms |
-//! | the original systems' raw SQL over the same rows (6 queries, concurrent) | 0.65–1.22 s |
-//! | ratio | 177–301× |
-//! | same summary with exact unique users (`COUNT(DISTINCT)` on raw rows) | 497–598 ms |
-//! | ingest, batch API, 1 caller / 2 concurrent callers | 42,670–46,647 / 88,457–92,322 events/s |
-//! | bare binary `COPY` of the same rows and batches, no ledger, no derived rows (the physical limit) | 121,607–142,958 / 213,541–240,072 events/s |
-//! | batch API as a share of bare `COPY`, 1 / 2 callers | 31.5–35.7% / 37.3–41.4% |
-//! | row-by-row `INSERT`, 1 / 2 connections (autocommit, 20,000 events) | 1,456–1,769 / 2,541–2,863 events/s |
+//! | cold 31-day summary, `PostgresStore` (`period_stats` + sketches) | 1.78–1.85 ms |
+//! | the original systems' raw SQL over the same rows (6 queries, concurrent) | 360–390 ms |
+//! | ratio | 202–211× |
+//! | same summary with exact unique users (`COUNT(DISTINCT)` on raw rows) | 229–249 ms |
+//! | ingest, batch API, 1 caller / 2 concurrent callers | 102,122–109,121 / 176,759–183,027 events/s |
+//! | bare binary `COPY` of the same rows and batches, no ledger, no derived rows (the physical limit) | 291,385–312,177 / 487,825–542,158 events/s |
+//! | batch API as a share of bare `COPY`, 1 / 2 callers | 34.2–35.3% / 33.8–36.2% |
+//! | row-by-row `INSERT`, 1 / 2 connections (autocommit, 20,000 events) | 2,367–2,517 / 3,791–4,134 events/s |
 //! | sketch vs exact unique users, 1 / 7 / 31 / 90 days | 0.00 / 0.14 / 0.65 / 0.22% |
 //!
 //! The gap to `COPY` is what the batch API owes its promises: the idempotency ledger (one claim

@@ -212,7 +212,7 @@ impl Analytics {
                     retry_after: Duration::from_secs(5),
                 });
             }
-            // Boxed: the computation's state is kilobytes, and inline it would make every
+            // Boxed: the computation's state is kilobytes; inlined, it would make every
             // request's future that large, hits included (allocated and copied per request).
             fallback => match Box::pin(self.compute_shared(&query, key, versions, false)).await {
                 Ok(cached) => Served {

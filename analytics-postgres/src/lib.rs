@@ -160,6 +160,21 @@
 //! | row-by-row `INSERT`, 1 / 2 connections (autocommit, 20,000 events) | 2,367–2,517 / 3,791–4,134 events/s |
 //! | sketch vs exact unique users, 1 / 7 / 31 / 90 days | 0.00 / 0.14 / 0.65 / 0.22% |
 //!
+//! At 10M events on the same shape, three runs of `SIZES=10000000 scripts/bench-postgres` on
+//! 2026-12-02:
+//!
+//! | sized server, time order, 10M events | three runs |
+//! |---|---|
+//! | cold 31-day summary, `PostgresStore` | 2.57–2.75 ms |
+//! | the original systems' raw SQL over the same rows | 4.03–5.17 s |
+//! | ratio | 1,466–1,982× |
+//! | same summary with exact unique users | 2.74–3.05 s |
+//! | ingest, batch API, 1 caller / 2 concurrent callers | 64,996–72,207 / 94,354–101,999 events/s |
+//! | bare binary `COPY` of the same rows and batches, 1 / 2 callers | 165,931–199,727 / 290,386–323,723 events/s |
+//! | batch API as a share of bare `COPY`, 1 / 2 callers | 36.2–39.5% / 30.2–35.1% |
+//! | row-by-row `INSERT`, 1 / 2 connections (autocommit, 20,000 events) | 1,928–2,251 / 3,411–3,471 events/s |
+//! | sketch vs exact unique users, 1 / 7 / 31 / 90 days | 0.64 / 0.07 / 0.25 / 0.25% |
+//!
 //! The gap to `COPY` is what the batch API owes its promises: the idempotency ledger (one claim
 //! per event id, a random insert into an index of all ids) and the period rows with their
 //! sketches, written in the same transaction. Earlier, on the demo's data (20,000 users, short

@@ -117,8 +117,13 @@ async fn no_answer_cached_before_an_outage_is_served_after_it() {
     // it must not be served.
     link.set_down(false);
     assert_eq!(read(&analytics).await, (2, false), "fenced until the debt is settled");
+    assert!(
+        !analytics.health().await.cache_trusted,
+        "health says the cache is fenced"
+    );
     next_settlement().await;
     assert!(store.owed_invalidations().await.unwrap().is_empty(), "settled");
+    assert!(analytics.health().await.cache_trusted, "and that it is trusted again");
     assert_eq!(read(&analytics).await, (2, false), "the old entry was invalidated");
     assert_eq!(read(&analytics).await, (2, true), "and the cache is used again");
 }

@@ -42,6 +42,11 @@ pub struct HealthReport {
     pub cache: Result<CacheStats, String>,
     /// The breakers of the other dependencies (the cache, the rate-limit store), by name.
     pub dependencies: Vec<(String, BreakerMetrics)>,
+    /// Whether summaries read and fill the cache: false while invalidations owed for writes
+    /// acknowledged during a cache outage remain to be applied (the cache may hold answers
+    /// older than those writes); they are applied within [`SETTLE_EVERY`](crate::SETTLE_EVERY)
+    /// of the cache answering again.
+    pub cache_trusted: bool,
 }
 
 /// How long a health report waits for the store's or the cache's own report: health must
@@ -102,6 +107,7 @@ impl Analytics {
             load,
             cache,
             dependencies,
+            cache_trusted: inner.fence.cache_trusted(),
         }
     }
 }

@@ -134,6 +134,10 @@ pub(crate) struct HealthMetrics {
     /// The cache (absent when its stats could not be read).
     #[serde(skip_serializing_if = "Option::is_none")]
     cache: Option<CacheView>,
+    /// Whether summaries read and fill the cache: false for up to a second after the cache
+    /// comes back from an outage, while the invalidations owed for writes made during it are
+    /// applied (until then the cache may hold answers older than those writes).
+    cache_trusted: bool,
     /// The store.
     store: StoreView,
     /// The breakers of the other dependencies (`cache`, `rateLimits`), by name; absent when
@@ -183,6 +187,7 @@ pub(crate) async fn health(
             circuit_breaker: report.circuit_breaker.map(BreakerView::from),
             load: LoadView::new(report.load, metrics.requests_per_second()),
             cache: report.cache.ok().map(CacheView::from),
+            cache_trusted: report.cache_trusted,
             dependencies: report
                 .dependencies
                 .into_iter()

@@ -11,9 +11,10 @@
 //!   autocommitted statement per event, as the seeds do; timed on `ROW_SAMPLE` events, default
 //!   20,000, because the full set would take hours). Both from one caller (the first half of the
 //!   events) and from `STREAMS` concurrent callers (default 2; the second half);
-//! - a cold (uncached) 31-day summary: `PostgresStore::summary` (rollups + sketches, and with
-//!   exact unique users) vs the seeds' raw SQL over the same rows (total, COUNT(DISTINCT user),
-//!   by type, daily series, top 10 pages, devices — run concurrently, as seed 003 does);
+//! - a cold (uncached) 31-day summary: `PostgresStore::summary` (rollups + sketches; the same
+//!   with no decoded period rows kept, as after a start; and with exact unique users) vs the
+//!   seeds' raw SQL over the same rows (total, COUNT(DISTINCT user), by type, daily series, top
+//!   10 pages, devices — run concurrently, as seed 003 does);
 //! - the sketch's unique-user error against the exact count for 1-, 7-, 31- and 90-day ranges.
 //!
 //! `DATABASE_URL=postgres://… EVENTS=1000000 cargo bench -p analytics-postgres --bench postgres`
@@ -370,6 +371,21 @@ fn summary(c: &mut Criterion) {
     });
     group.bench_function("postgres_store", |b| {
         b.iter(|| f.runtime.block_on(f.store.summary(black_box(&plan))).expect("summary"))
+    });
+    // The same store with no decoded period rows kept: every summary transfers and decodes its
+    // rows' counts and sketches, as the first summary of a range after a start does.
+    let keeping_nothing = f.runtime.block_on(async {
+        let config = PostgresConfig::new(&url)
+            .schema(format!("bench_{}", f.events))
+            .period_cache_bytes(0);
+        PostgresStore::connect(&config).await.expect("connect store")
+    });
+    group.bench_function("postgres_store_no_rows_kept", |b| {
+        b.iter(|| {
+            f.runtime
+                .block_on(keeping_nothing.summary(black_box(&plan)))
+                .expect("summary")
+        })
     });
     group.bench_function("postgres_store_exact_users", |b| {
         b.iter(|| {

@@ -114,6 +114,17 @@
 //! core's bucket starts (so every IANA timezone, DST and 30/45-minute offset is bucketed the same
 //! way as everywhere else).
 //!
+//! `period_stats` rows are never updated (ingestion appends, compaction deletes a period's rows
+//! and appends their merge) and each has an id never reused, so the store keeps the rows it has
+//! decoded, by id, up to [`PostgresConfig::period_cache_bytes`] (16 MiB by default). Every
+//! summary still reads which rows its periods have, in the same single query, which names the
+//! ids already kept: PostgreSQL sends only the other rows' counts and sketches. A row written by
+//! another instance, or a compaction anywhere, is a new id and is fetched; nothing kept can go
+//! stale. The time series reads only the `events` column of its periods, an index-only scan
+//! (the index includes it). Sessions plan each statement once (`plan_cache_mode`
+//! `force_generic_plan`): the plans are index range scans whatever the bound values, and
+//! re-planning was a sixth of a cold summary.
+//!
 //! # Unique users
 //!
 //! Unfiltered summaries merge the sketches of the range (days where whole, hours at the edges)
@@ -220,6 +231,7 @@ mod feed;
 mod ingest;
 mod owed;
 mod partitions;
+mod period_cache;
 mod rebuild;
 mod registry;
 pub mod replica;

@@ -17,6 +17,7 @@ use crate::config::PostgresConfig;
 use crate::error::{self, corrupt};
 use crate::ingest::{IngestState, KnownExposures};
 use crate::partitions::Partitions;
+use crate::period_cache::PeriodCache;
 use crate::replica::{Readers, ReplicaStats};
 use crate::stats::{Dim, LEVEL_DAY, VARIANT_SEPARATOR};
 use crate::{events, ingest, owed, rebuild, registry, stats, summary};
@@ -30,6 +31,7 @@ pub struct PostgresStore {
     readers: Readers,
     partitions: Partitions,
     ingest: IngestState,
+    periods: PeriodCache,
 }
 
 impl PostgresStore {
@@ -56,6 +58,7 @@ impl PostgresStore {
                 compaction: CompactionTracker::new(config.compaction_threshold()),
                 exposures: KnownExposures::default(),
             },
+            periods: PeriodCache::new(config.period_cache_capacity()),
         })
     }
 
@@ -177,7 +180,7 @@ impl EventStore for PostgresStore {
     }
 
     async fn summary(&self, plan: &QueryPlan) -> Result<Aggregates> {
-        summary::summary(self.readers.pool().await?, plan).await
+        summary::summary(self.readers.pool().await?, &self.periods, plan).await
     }
 
     async fn list_events(&self, tenant: &TenantId, query: &EventListQuery) -> Result<EventPage> {

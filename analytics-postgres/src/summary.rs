@@ -9,6 +9,7 @@
 //! connections.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use analytics_core::Result;
 use analytics_core::model::{Browser, Country, Device, EventType, Page, VariantKey};
@@ -19,8 +20,9 @@ use futures_util::future::try_join4;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
 use crate::error::{self, corrupt};
+use crate::period_cache::{PeriodCache, PeriodRow};
 use crate::sketch::UserSketch;
-use crate::stats::{self, Dim, LEVEL_DAY, LEVEL_HOUR, LEVEL_WEEK, first_day_of, week_of};
+use crate::stats::{Dim, LEVEL_DAY, LEVEL_HOUR, LEVEL_WEEK, first_day_of, week_of};
 
 /// Dimension codes of the raw-row queries' `(dim, value, count)` rows.
 const DIM_TOTAL: i16 = 0;
@@ -34,11 +36,11 @@ const DIM_COUNTRY: i16 = 5;
 type DimCounts = Vec<(i16, String, i64)>;
 
 /// Runs `plan` against `pool`.
-pub(crate) async fn summary(pool: &PgPool, plan: &QueryPlan) -> Result<Aggregates> {
+pub(crate) async fn summary(pool: &PgPool, cache: &PeriodCache, plan: &QueryPlan) -> Result<Aggregates> {
     let (dims, series, users, variants) = match plan.source {
         PlanSource::Rollups => {
             let ((dims, users), series) =
-                futures_util::future::try_join(rollup_whole(pool, plan), rollup_series(pool, plan)).await?;
+                futures_util::future::try_join(rollup_whole(pool, cache, plan), rollup_series(pool, plan)).await?;
             (dims, series, users, None)
         }
         PlanSource::RawEvents => {
@@ -65,14 +67,18 @@ fn assemble(
     variants: Option<BTreeMap<VariantKey, analytics_core::query::VariantCounts>>,
 ) -> Result<Aggregates> {
     let mut total = 0u64;
-    let (mut by_type, mut pages, mut devices) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+    let (mut by_type, mut devices) = (BTreeMap::new(), BTreeMap::new());
+    // Pages stay strings until ranked: with hundreds of full-URL pages, validating each and
+    // inserting it into an ordered map was a visible share of a cold summary (profiled), and
+    // only the top few are returned.
+    let mut pages: foldhash::HashMap<String, u64> = foldhash::HashMap::default();
     let (mut browsers, mut countries) = (BTreeMap::new(), BTreeMap::new());
     for (dim, value, n) in dims {
         let n = count(n)?;
         match dim {
             DIM_TOTAL => total += n,
             DIM_TYPE => *by_type.entry(parse(EventType::parse, value)?).or_insert(0) += n,
-            DIM_PAGE => *pages.entry(parse(Page::parse, value)?).or_insert(0) += n,
+            DIM_PAGE => *pages.entry(value).or_insert(0) += n,
             DIM_DEVICE => *devices.entry(parse(Device::parse, value)?).or_insert(0) += n,
             DIM_BROWSER => *browsers.entry(parse(Browser::parse, value)?).or_insert(0) += n,
             DIM_COUNTRY => *countries.entry(parse(Country::parse, value)?).or_insert(0) += n,
@@ -94,7 +100,11 @@ fn assemble(
         unique_users_approximate,
         events_by_type: rank_counts(by_type, None),
         time_series,
-        top_pages: rank_breakdown(breakdowns, pages, Some(TOP_PAGES)),
+        // Ranked as strings, which order as pages do.
+        top_pages: rank_breakdown(breakdowns, pages, Some(TOP_PAGES))
+            .into_iter()
+            .map(|(page, n)| Ok((parse(Page::parse, page)?, n)))
+            .collect::<Result<_>>()?,
         devices: rank_breakdown(breakdowns, devices, None),
         browsers: rank_breakdown(breakdowns, browsers, None),
         countries: rank_breakdown(breakdowns, countries, None),
@@ -181,26 +191,16 @@ fn push_ranges<'a>(sql: &mut QueryBuilder<'a, Postgres>, pieces: &[TimeRange]) {
 
 /// The whole range's dimension counts and distinct users from the rollups: the covering
 /// periods' rows (counts and sketches in one read) and the raw rows of the ragged edges.
-async fn rollup_whole(pool: &PgPool, plan: &QueryPlan) -> Result<(DimCounts, Users)> {
+async fn rollup_whole(pool: &PgPool, cache: &PeriodCache, plan: &QueryPlan) -> Result<(DimCounts, Users)> {
     let tenant = plan.query.tenant().as_str();
     let pieces = plan.whole.rollup.map(cover).unwrap_or_default();
     // Without whole periods the raw rows are the whole range: count their users exactly.
     let exact = plan.query.exact_unique_users() || plan.whole.rollup.is_none();
-    let mut rolled = QueryBuilder::new("SELECT events, counts, ");
-    rolled
-        .push(if exact { "NULL::bytea" } else { "users" })
-        .push(" FROM period_stats WHERE tenant_id = ")
-        .push_bind(tenant);
-    push_periods(&mut rolled, &pieces);
     let rolled = async {
         if pieces.is_empty() {
             return Ok(Vec::new());
         }
-        rolled
-            .build_query_as::<(i64, Vec<u8>, Option<Vec<u8>>)>()
-            .fetch_all(pool)
-            .await
-            .map_err(|e| error::map("summary", e))
+        period_rows(pool, cache, tenant, &pieces, !exact).await
     };
     let mut raw = QueryBuilder::new(
         "SELECT d.dim, d.value, count(*) FROM events e CROSS JOIN LATERAL (VALUES (0::smallint, ''::text), \
@@ -248,12 +248,12 @@ async fn rollup_whole(pool: &PgPool, plan: &QueryPlan) -> Result<(DimCounts, Use
     let wanted = dims_wanted(plan);
     // Hashed, not ordered: with hundreds of full-URL pages per day, ordered inserts spent their
     // time comparing long common prefixes (profiled).
-    let distinct = rolled.first().map_or(0, |(_, bytes, _)| bytes.len() / 16);
+    let distinct = rolled.first().map_or(0, |row| row.counts.len());
     let mut merged: foldhash::HashMap<(i16, &str), i64> =
         foldhash::HashMap::with_capacity_and_hasher(distinct, foldhash::fast::RandomState::default());
-    for (events, bytes, _) in &rolled {
-        *merged.entry((DIM_TOTAL, "")).or_insert(0) += events;
-        for (dim, value, n) in stats::decode_counts(bytes)? {
+    for row in &rolled {
+        *merged.entry((DIM_TOTAL, "")).or_insert(0) += row.events;
+        for (dim, value, n) in &row.counts {
             let code = match dim {
                 Dim::Type => DIM_TYPE,
                 Dim::Page => DIM_PAGE,
@@ -263,7 +263,7 @@ async fn rollup_whole(pool: &PgPool, plan: &QueryPlan) -> Result<(DimCounts, Use
                 Dim::Variant => continue,
             };
             if wanted.contains(&code) {
-                *merged.entry((code, value)).or_insert(0) += i64::try_from(n).map_err(|_| corrupt("count", n))?;
+                *merged.entry((code, value)).or_insert(0) += i64::try_from(*n).map_err(|_| corrupt("count", n))?;
             }
         }
     }
@@ -272,8 +272,7 @@ async fn rollup_whole(pool: &PgPool, plan: &QueryPlan) -> Result<(DimCounts, Use
     let users = match exact_users {
         Some(users) => users,
         None => {
-            let sketches: Vec<Vec<u8>> = rolled.into_iter().filter_map(|(_, _, users)| users).collect();
-            let mut merged = UserSketch::union_of(&sketches)?;
+            let mut merged = UserSketch::union_of_stored(rolled.iter().filter_map(|row| row.users.as_ref()))?;
             for user in &edge_users {
                 merged.insert(user);
             }
@@ -281,6 +280,69 @@ async fn rollup_whole(pool: &PgPool, plan: &QueryPlan) -> Result<(DimCounts, Use
         }
     };
     Ok((counts, users))
+}
+
+/// The `period_stats` rows of `tenant`'s rollup `pieces`, decoded: rows the cache holds are
+/// named in the query, which then sends only their ids; the others' contents are fetched,
+/// decoded and cached ([`PeriodCache`]). Sketches are read only `with_users`.
+async fn period_rows(
+    pool: &PgPool,
+    cache: &PeriodCache,
+    tenant: &str,
+    pieces: &[(i16, i64, i64)],
+    with_users: bool,
+) -> Result<Vec<Arc<PeriodRow>>> {
+    let tenant_key: Arc<str> = Arc::from(tenant);
+    let held = cache.held(&tenant_key, pieces, with_users);
+    let mut sql = QueryBuilder::new("SELECT id, level, period, events, CASE WHEN id = ANY(");
+    sql.push_bind(&held.ids).push(") THEN NULL ELSE counts END, ");
+    if with_users {
+        sql.push("CASE WHEN id = ANY(")
+            .push_bind(&held.ids)
+            .push(") THEN NULL ELSE users END");
+    } else {
+        sql.push("NULL::bytea");
+    }
+    sql.push(" FROM period_stats WHERE tenant_id = ").push_bind(tenant);
+    push_periods(&mut sql, pieces);
+    let fetched = sql
+        .build_query_as::<(i64, i16, i64, i64, Option<Vec<u8>>, Option<Vec<u8>>)>()
+        .fetch_all(pool)
+        .await
+        .map_err(|e| error::map("summary", e))?;
+    let mut by_period: BTreeMap<(i16, i64), PeriodRead> = BTreeMap::new();
+    for (id, level, period, events, counts, users) in fetched {
+        let read = by_period.entry((level, period)).or_default();
+        match counts {
+            // `counts` is never NULL in the table: this is a row the query was told is held.
+            None => read
+                .rows
+                .push(held.get(id).cloned().ok_or_else(|| corrupt("period row id", id))?),
+            Some(counts) => {
+                read.rows
+                    .push(Arc::new(PeriodRow::decode(id, events, &counts, users, with_users)?));
+                read.fresh = true;
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for (period, read) in by_period {
+        rows.extend(read.rows.iter().cloned());
+        // A period whose rows were all held keeps its entry (rows deleted since are only ever
+        // offered as known again, never read).
+        if read.fresh {
+            cache.store(&tenant_key, period, read.rows);
+        }
+    }
+    Ok(rows)
+}
+
+/// The rows a summary read for one period.
+#[derive(Default)]
+struct PeriodRead {
+    rows: Vec<Arc<PeriodRow>>,
+    /// Whether any row was not held.
+    fresh: bool,
 }
 
 /// Event counts of the raw pieces of the series: one scalar subquery per piece (each an index
@@ -310,8 +372,9 @@ async fn rollup_series(pool: &PgPool, plan: &QueryPlan) -> Result<Vec<(i32, i64)
     let tenant = plan.query.tenant().as_str();
     // One row per level, its periods and counts as two arrays: decoding 2,160 rows (90 days by
     // hour) one by one through sqlx's row stream was a tenth of the server's time (profiled).
+    // Unordered: PostgreSQL sorted each array on its own, and the pairs are sorted here instead.
     let mut rows = QueryBuilder::new(
-        "SELECT level, array_agg(period ORDER BY period), array_agg(events ORDER BY period) \
+        "SELECT level, array_agg(period), array_agg(events) \
          FROM period_stats WHERE tenant_id = ",
     );
     rows.push_bind(tenant).push(" AND (FALSE");
@@ -355,14 +418,16 @@ async fn rollup_series(pool: &PgPool, plan: &QueryPlan) -> Result<Vec<(i32, i64)
         if periods.len() != counts.len() {
             return Err(corrupt("period rows", "periods and counts of different lengths"));
         }
+        let mut rows: Vec<(i64, i64)> = periods.iter().copied().zip(counts.iter().copied()).collect();
+        rows.sort_unstable_by_key(|&(period, _)| period);
         let mut next = 0;
         for &(start, end, idx) in pieces {
-            while periods.get(next).is_some_and(|p| *p < start) {
+            while rows.get(next).is_some_and(|(p, _)| *p < start) {
                 next += 1;
             }
             let mut events = 0;
-            while periods.get(next).is_some_and(|p| *p < end) {
-                events += counts[next];
+            while let Some((_, n)) = rows.get(next).filter(|(p, _)| *p < end) {
+                events += n;
                 next += 1;
             }
             series.push((idx, events));

@@ -50,6 +50,22 @@ impl CachedSummary {
             .into_boxed_slice();
         Ok(self.body_json.get_or_init(|| json))
     }
+
+    /// What `serde_json::to_vec(self)` gives, built around [`body_json`](Self::body_json): a
+    /// computed answer's body is serialized once, for its cache entry and its response alike.
+    fn entry_json(&self) -> Result<Vec<u8>> {
+        let body = self.body_json()?;
+        let approximate: &[u8] = if self.unique_users_approximate {
+            b",\"uniqueUsersApproximate\":true}"
+        } else {
+            b",\"uniqueUsersApproximate\":false}"
+        };
+        let mut json = Vec::with_capacity(body.len() + 40);
+        json.extend_from_slice(b"{\"body\":");
+        json.extend_from_slice(body);
+        json.extend_from_slice(approximate);
+        Ok(json)
+    }
 }
 
 /// Per-request options of a summary.
@@ -348,9 +364,7 @@ impl Analytics {
         let ttl = inner.ttl.ttl(inner.ttl.tier(query.range().end(), computed_at));
         let fresh_until = computed_at + delta(ttl);
         let entry = CacheEntry {
-            value: serde_json::to_vec(&cached)
-                .map_err(|e| Error::Internal(format!("serializing a summary: {e}")))?
-                .into(),
+            value: cached.entry_json()?.into(),
             created_at: computed_at,
             fresh_until,
             stale_until: fresh_until + delta(inner.ttl.stale_window),
@@ -390,4 +404,37 @@ fn decode(hit: &CacheHit) -> Option<CachedSummary> {
 
 fn age(hit: &CacheHit, now: DateTime<Utc>) -> Duration {
     elapsed(hit.entry.created_at, now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{EventType, Page, TenantId};
+    use crate::query::{Aggregates, Granularity};
+
+    #[test]
+    fn a_cache_entry_built_around_the_body_is_what_serde_writes_and_reads() {
+        let request = SummaryRequest::new("2024-06-01", "2024-06-03").group_by(Granularity::Day);
+        let query = Query::parse(&TenantId::parse("acme").unwrap(), &request).unwrap();
+        let aggregates = Aggregates {
+            total_events: 5,
+            unique_users: 2,
+            unique_users_approximate: true,
+            events_by_type: vec![(EventType::parse("click").unwrap(), 5)],
+            time_series: vec![2, 3],
+            top_pages: vec![(Page::parse("/a \"quoted\"").unwrap(), 5)],
+            devices: Vec::new(),
+            browsers: Vec::new(),
+            countries: Vec::new(),
+            variants: None,
+        };
+        for approximate in [true, false] {
+            let cached = CachedSummary::new(SummaryBody::assemble(&aggregates, &query), approximate);
+            let built = cached.entry_json().unwrap();
+            assert_eq!(built, serde_json::to_vec(&cached).unwrap());
+            let read: CachedSummary = serde_json::from_slice(&built).unwrap();
+            assert_eq!(read.unique_users_approximate, approximate);
+            assert_eq!(read.body_json().unwrap(), cached.body_json().unwrap());
+        }
+    }
 }

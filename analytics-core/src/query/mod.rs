@@ -127,7 +127,10 @@ impl TimeRange {
 
     /// The overlap with `[start, end)`, if not empty.
     pub fn clip(&self, start: DateTime<Utc>, end: DateTime<Utc>) -> Option<Self> {
-        Self::new(self.start.max(start), self.end.min(end)).ok()
+        // Checked here rather than through `new`, whose error (built and dropped for every
+        // empty edge of every bucket) was a visible share of planning 90 days by hour.
+        let (start, end) = (self.start.max(start), self.end.min(end));
+        (start < end).then_some(Self { start, end })
     }
 }
 

@@ -41,12 +41,13 @@ pub(crate) struct PeriodRow {
 
 impl PeriodRow {
     /// Decodes a row's stored columns; `users` is `None` when not read (`users_read` false).
+    /// A row to be `kept` has its sketch prepared for many unions ([`StoredSketch::kept`]).
     pub(crate) fn decode(
         id: i64,
         events: i64,
-        counts: &[u8],
-        users: Option<Vec<u8>>,
+        (counts, users): (&[u8], Option<Vec<u8>>),
         users_read: bool,
+        kept: bool,
     ) -> Result<Self> {
         let counts = stats::decode_counts(counts)?
             .into_iter()
@@ -59,7 +60,16 @@ impl PeriodRow {
             id,
             events,
             counts,
-            users: users.map(|bytes| StoredSketch::new(bytes.into_boxed_slice())),
+            users: users
+                .map(|bytes| {
+                    let bytes = bytes.into_boxed_slice();
+                    if kept {
+                        StoredSketch::kept(bytes)
+                    } else {
+                        Ok(StoredSketch::new(bytes))
+                    }
+                })
+                .transpose()?,
             users_read,
         })
     }
@@ -104,6 +114,11 @@ impl PeriodCache {
                 .build()
         });
         Self { slots }
+    }
+
+    /// Whether rows are kept at all.
+    pub(crate) fn keeps_rows(&self) -> bool {
+        self.slots.is_some()
     }
 
     /// The rows held for `tenant`'s periods `pieces` (level, first, end), to be offered as
@@ -158,7 +173,7 @@ mod tests {
 
     fn row(id: i64, users_read: bool) -> Arc<PeriodRow> {
         let counts = postcard::to_allocvec(&vec![(Dim::Page, "/a", 2u64)]).expect("encodes");
-        Arc::new(PeriodRow::decode(id, 2, &counts, None, users_read).expect("decodes"))
+        Arc::new(PeriodRow::decode(id, 2, (&counts, None), users_read, true).expect("decodes"))
     }
 
     #[test]
@@ -188,7 +203,11 @@ mod tests {
     #[test]
     fn rows_decode_their_counts_and_reject_garbage() {
         assert_eq!(&*row(1, true).counts[0].1, "/a");
-        assert!(PeriodRow::decode(1, 2, &[0xff, 0xff], None, true).is_err());
-        assert!(PeriodRow::decode(1, -1, &[0], None, true).is_err());
+        assert!(PeriodRow::decode(1, 2, (&[0xff, 0xff], None), true, true).is_err());
+        assert!(PeriodRow::decode(1, -1, (&[0], None), true, true).is_err());
+        assert!(
+            PeriodRow::decode(1, 2, (&[0], Some(vec![7, 7])), true, true).is_err(),
+            "not a sketch"
+        );
     }
 }

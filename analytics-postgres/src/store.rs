@@ -67,7 +67,9 @@ impl PostgresStore {
     ///
     /// Each store compacts the periods it writes as it goes (see
     /// [`PostgresConfig::compact_after`]); this catches up on rows left by other processes or
-    /// before a restart. Safe to run at any time, beside ingestion and queries.
+    /// before a restart. Safe to run at any time, beside ingestion and queries. When it merged
+    /// any rows it then vacuums `period_stats` (best effort), so the time series' index-only
+    /// scans do not wait for autovacuum.
     ///
     /// # Errors
     /// Transient errors when the server is unreachable.

@@ -319,8 +319,8 @@ async fn period_rows(
                 .rows
                 .push(held.get(id).cloned().ok_or_else(|| corrupt("period row id", id))?),
             Some(counts) => {
-                read.rows
-                    .push(Arc::new(PeriodRow::decode(id, events, &counts, users, with_users)?));
+                let row = PeriodRow::decode(id, events, (&counts, users), with_users, cache.keeps_rows())?;
+                read.rows.push(Arc::new(row));
                 read.fresh = true;
             }
         }

@@ -70,13 +70,17 @@ impl SpanPlan {
             start: first_whole,
             end: end_whole,
         };
-        let raw = [
-            interval.clip(interval.start(), HourSpan::instant(first_whole)),
-            interval.clip(HourSpan::instant(end_whole), interval.end()),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
+        // Edges on an hour boundary have no raw piece: checked on the instants' microseconds,
+        // as most buckets' edges are (building and clipping the empty pieces was a visible
+        // share of planning 90 days by hour).
+        let on_hour = |t: DateTime<Utc>| t.timestamp_micros().rem_euclid(HOUR_MICROS) == 0;
+        let mut raw = Vec::new();
+        if !on_hour(interval.start()) {
+            raw.extend(interval.clip(interval.start(), HourSpan::instant(first_whole)));
+        }
+        if !on_hour(interval.end()) {
+            raw.extend(interval.clip(HourSpan::instant(end_whole), interval.end()));
+        }
         Self {
             interval,
             rollup: Some(rollup),

@@ -182,8 +182,10 @@ pub(crate) async fn copy_period_rows(conn: &mut PgConnection, rows: &CopyRows) -
     Ok(())
 }
 
-/// How many periods one compaction transaction merges at most.
-const KEYS_PER_TRANSACTION: usize = 1_000;
+/// How many periods one compaction transaction merges at most. A transaction holds all its
+/// periods' rows and merged counts at once (hundreds of pages per busy hour), so this bounds
+/// what a sweep holds in memory.
+const KEYS_PER_TRANSACTION: usize = 128;
 
 /// Compacts every period of every tenant that has more than one row; returns how many rows were
 /// removed (merged into others).

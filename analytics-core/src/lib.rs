@@ -33,7 +33,7 @@
 //! ## Map
 //! - [`model`]: validated events, experiments, tenants; [`query`]: requests, the validated
 //!   [`Query`](query::Query), the planner, [`Aggregates`](query::Aggregates) and the response.
-//! - [`reference`]: the executable definition of every metric.
+//! - [`reference`](mod@reference): the executable definition of every metric.
 //! - [`store`]: the [`EventStore`](store::EventStore) contract and [`MemoryStore`](store::MemoryStore).
 //! - [`cache`]: the [`CacheBackend`](cache::CacheBackend) contract, TTL tiers and tags, the moka
 //!   backend.

@@ -155,24 +155,41 @@
 //! baseline in one run; summaries are criterion medians.
 //!
 //! On the generator's real-site shape (500 full-URL pages, 50,000 users, 8 event types, 90
-//! days), 1M events, three runs of `SIZES=1000000 scripts/bench-postgres` on 2026-12-02 (a
-//! quiet host; on the heavily loaded 2026-12-01 the cold summary took 3.67–4.07 ms and the same
-//! raw SQL 0.65–1.22 s, the batch API 37.3–41.4% of `COPY` with 2 callers):
+//! days), 1M events, three runs of `SIZES=1000000 scripts/bench-postgres` on 2026-12-02, after
+//! summaries began keeping decoded period rows (below):
 //!
 //! | sized server, time order, 1M events | three runs |
 //! |---|---|
-//! | cold 31-day summary, `PostgresStore` (`period_stats` + sketches) | 1.78–1.85 ms |
-//! | the original systems' raw SQL over the same rows (6 queries, concurrent) | 360–390 ms |
-//! | ratio | 202–211× |
-//! | same summary with exact unique users (`COUNT(DISTINCT)` on raw rows) | 229–249 ms |
-//! | ingest, batch API, 1 caller / 2 concurrent callers | 102,122–109,121 / 176,759–183,027 events/s |
-//! | bare binary `COPY` of the same rows and batches, no ledger, no derived rows (the physical limit) | 291,385–312,177 / 487,825–542,158 events/s |
-//! | batch API as a share of bare `COPY`, 1 / 2 callers | 34.2–35.3% / 33.8–36.2% |
-//! | row-by-row `INSERT`, 1 / 2 connections (autocommit, 20,000 events) | 2,367–2,517 / 3,791–4,134 events/s |
+//! | cold 31-day summary, `PostgresStore` (`period_stats` + sketches) | 588–629 µs |
+//! | the same, a store keeping no decoded rows (`period_cache_bytes(0)`; the first summary after a start), three `REUSE=1` runs later that day on a server sized alike (quieter: kept rows 501–511 µs, raw SQL 269–280 ms there) | 1.348–1.349 ms |
+//! | the original systems' raw SQL over the same rows (6 queries, concurrent) | 356–362 ms |
+//! | ratio | 575–606× |
+//! | same summary with exact unique users (`COUNT(DISTINCT)` on raw rows) | 228–232 ms |
+//! | ingest, batch API, 1 caller / 2 concurrent callers | 103,289–114,831 / 175,544–195,640 events/s |
+//! | bare binary `COPY` of the same rows and batches, no ledger, no derived rows (the physical limit) | 305,286–326,150 / 492,245–534,104 events/s |
+//! | batch API as a share of bare `COPY`, 1 / 2 callers | 33.8–35.4% / 34.2–37.5% |
+//! | row-by-row `INSERT`, 1 / 2 connections (autocommit, 20,000 events) | 2,308–2,606 / 3,642–3,982 events/s |
 //! | sketch vs exact unique users, 1 / 7 / 31 / 90 days | 0.00 / 0.14 / 0.65 / 0.22% |
 //!
+//! That morning, before the change, the cold summary took 1.78–1.85 ms (and 1.90–2.29 ms
+//! server-side through `scripts/bench-server`, 4.97–6.20 ms for 90 days by hour). Profiled (`perf`
+//! on the bench under a loop of cold summaries, and instrumented), a 31-day summary spent:
+//! 1.06 ms fetching its 15 period rows — 500 KB of per-page counts and 16 KiB sketches, detoasted,
+//! sent and copied — of which 0.69 ms was the payload (the same query without it: 0.38 ms);
+//! 0.24 ms merging the counts (decoding every URL again); 0.22 ms uniting sketches (the sparse
+//! ones decoded and merged through the crate every time); 0.16 ms assembling (validating and
+//! ordering 500 pages to return 10); PostgreSQL re-planning both statements on every call. What
+//! took it away, each measured on its own: keeping decoded rows by id (1.66 → 1.01 ms); the
+//! sparse sketches' registers computed once per kept row (→ 0.84 ms); ranking pages as strings
+//! and parsing the top ten (→ 0.74 ms); a period's entry rewritten only when it changed (→
+//! 0.65 ms); generic plans (−0.09 ms). For 90 days by hour server-side: the series from an
+//! index-only scan with unsorted arrays, planning that builds no error for each empty bucket
+//! edge, a computed answer serialized once for its cache entry and its response, and a vacuum
+//! after the startup sweep (2.7 → 1.8 ms on one server).
+//!
 //! At 10M events on the same shape, three runs of `SIZES=10000000 scripts/bench-postgres` on
-//! 2026-12-02:
+//! 2026-12-02, before summaries kept decoded rows (server-side figures at 10M after it are in
+//! the README's Performance section):
 //!
 //! | sized server, time order, 10M events | three runs |
 //! |---|---|

@@ -58,7 +58,7 @@ impl RedisCache {
     /// Connects to the server or cluster `config` names.
     ///
     /// # Errors
-    /// [`Error::InvalidInput`] naming a bad setting; transient errors when Redis is unreachable.
+    /// [`Error::InvalidInput`](analytics_core::Error::InvalidInput) naming a bad setting; transient errors when Redis is unreachable.
     pub async fn connect(config: &RedisConfig) -> Result<Self> {
         let keys = config.keys()?;
         let connection = config.connect().await?;

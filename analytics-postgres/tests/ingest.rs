@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use analytics_core::generator::{EXPERIMENT_ID, EventGenerator, GeneratorConfig};
 use analytics_core::model::{Event, EventId, EventType, ExperimentId, TenantId, UserId};
-use analytics_core::query::{Granularity, Query, QueryPlan, SummaryRequest};
+use analytics_core::query::{Granularity, Query, SummaryRequest};
 use analytics_core::reference;
 use analytics_core::store::EventStore;
 use analytics_postgres::{PostgresConfig, PostgresStore};
@@ -36,21 +36,7 @@ fn query(tenant: &TenantId, start: &str, end: &str, exact: bool) -> Query {
 /// Asserts the store answers `query` as the reference does over `events`, unique users exactly
 /// when `exact` and otherwise within 1%.
 async fn assert_matches_reference(store: &PostgresStore, events: &[Event], query: Query) {
-    let exact = query.exact_unique_users();
-    let want = reference::aggregate(events, &query);
-    let mut got = store.summary(&QueryPlan::new(query)).await.unwrap();
-    if !exact {
-        let error = got.unique_users.abs_diff(want.unique_users) as f64 / want.unique_users.max(1) as f64;
-        assert!(
-            error <= 0.01,
-            "unique users {} vs {}",
-            got.unique_users,
-            want.unique_users
-        );
-        got.unique_users = want.unique_users;
-        got.unique_users_approximate = false;
-    }
-    assert_eq!(got, want);
+    support::assert_matches_reference(store, events, query, 0.01).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,8 +5,7 @@
 mod support;
 
 use analytics_core::model::{Event, EventId, EventType, Page, TenantId, UserId};
-use analytics_core::query::{Granularity, Query, QueryPlan, SummaryRequest};
-use analytics_core::reference;
+use analytics_core::query::{Granularity, Query, SummaryRequest};
 use analytics_core::store::EventStore;
 use analytics_postgres::PostgresStore;
 use chrono::{DateTime, Duration, Utc};
@@ -38,21 +37,7 @@ fn query(tenant: &TenantId, exact: bool) -> Query {
 /// Asserts `store` answers as the reference does over `events`, unique users exactly when the
 /// query asks so and otherwise within 2% (a handful of sparse sketches: nearly exact).
 async fn assert_answers(store: &PostgresStore, events: &[Event], exact: bool) {
-    let query = query(&events[0].tenant_id, exact);
-    let want = reference::aggregate(events, &query);
-    let mut got = store.summary(&QueryPlan::new(query)).await.unwrap();
-    if !exact {
-        let error = got.unique_users.abs_diff(want.unique_users) as f64 / want.unique_users as f64;
-        assert!(
-            error <= 0.02,
-            "unique users {} vs {}",
-            got.unique_users,
-            want.unique_users
-        );
-        got.unique_users = want.unique_users;
-        got.unique_users_approximate = false;
-    }
-    assert_eq!(got, want);
+    support::assert_matches_reference(store, events, query(&events[0].tenant_id, exact), 0.02).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -135,8 +135,8 @@ impl PostgresConfig {
     /// About how many bytes of decoded `period_stats` rows the store keeps between summaries
     /// (default 16 MiB; 0 keeps none). Rows never change once written, so a kept row is never
     /// stale: every summary still asks PostgreSQL which rows its periods have, and fetches only
-    /// the contents of rows not kept. A month of daily rows on a site with a few hundred pages
-    /// is about half a megabyte; a summary that finds its rows here skips transferring and
+    /// the contents of rows not kept. A month's rows on a site with a few hundred pages (a
+    /// dozen day and week rows) take under a megabyte; a summary that finds its rows here skips transferring and
     /// decoding them (see the crate docs for the figures).
     pub fn period_cache_bytes(mut self, bytes: u64) -> Self {
         self.period_cache_bytes = bytes;

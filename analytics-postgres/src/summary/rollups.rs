@@ -1,132 +1,21 @@
-//! Executing core's [`QueryPlan`] in SQL.
-//!
-//! Unfiltered plans read `period_stats` for whole hours (days where a run of hours covers whole
-//! UTC days), merging each period's rows in Rust, and raw rows for the partial edges; unique
-//! users come from the periods' merged sketches, or from raw rows when the query asks for exact
-//! counts. Filtered plans read raw rows only, bucketing the
-//! time series in SQL with `width_bucket` over the query's bucket starts (computed by core in the
-//! query's timezone). The independent queries of a plan run concurrently on separate pooled
-//! connections.
+//! Unfiltered plans: `period_stats` rows for whole periods (decoded rows kept between summaries,
+//! [`PeriodCache`]), raw rows for the ragged edges.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use analytics_core::Result;
-use analytics_core::model::{Browser, Country, Device, EventType, Page, VariantKey};
-use analytics_core::query::{
-    Aggregates, HourSpan, PlanSource, QueryPlan, TOP_PAGES, TimeRange, rank_breakdown, rank_counts,
-};
-use futures_util::future::try_join4;
+use analytics_core::query::{HourSpan, QueryPlan};
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
+use super::raw::raw_users;
+use super::{
+    DIM_BROWSER, DIM_COUNTRY, DIM_DEVICE, DIM_PAGE, DIM_TOTAL, DIM_TYPE, DimCounts, Users, dims_wanted, push_ranges,
+};
 use crate::error::{self, corrupt};
 use crate::period_cache::{PeriodCache, PeriodRow};
 use crate::sketch::UserSketch;
 use crate::stats::{Dim, LEVEL_DAY, LEVEL_HOUR, LEVEL_WEEK, first_day_of, week_of};
-
-/// Dimension codes of the raw-row queries' `(dim, value, count)` rows.
-const DIM_TOTAL: i16 = 0;
-const DIM_TYPE: i16 = 1;
-const DIM_PAGE: i16 = 2;
-const DIM_DEVICE: i16 = 3;
-const DIM_BROWSER: i16 = 4;
-const DIM_COUNTRY: i16 = 5;
-
-/// (dimension code, value, count) rows.
-type DimCounts = Vec<(i16, String, i64)>;
-
-/// Runs `plan` against `pool`.
-pub(crate) async fn summary(pool: &PgPool, cache: &PeriodCache, plan: &QueryPlan) -> Result<Aggregates> {
-    let (dims, series, users, variants) = match plan.source {
-        PlanSource::Rollups => {
-            let ((dims, users), series) =
-                futures_util::future::try_join(rollup_whole(pool, cache, plan), rollup_series(pool, plan)).await?;
-            (dims, series, users, None)
-        }
-        PlanSource::RawEvents => {
-            try_join4(
-                raw_dims(pool, plan),
-                raw_series(pool, plan),
-                raw_users(pool, plan),
-                raw_variants(pool, plan),
-            )
-            .await?
-        }
-    };
-    assemble(plan, dims, series, users, variants)
-}
-
-/// Distinct users and whether the count is an estimate.
-type Users = (u64, bool);
-
-fn assemble(
-    plan: &QueryPlan,
-    dims: DimCounts,
-    series: Vec<(i32, i64)>,
-    (unique_users, unique_users_approximate): Users,
-    variants: Option<BTreeMap<VariantKey, analytics_core::query::VariantCounts>>,
-) -> Result<Aggregates> {
-    let mut total = 0u64;
-    let (mut by_type, mut devices) = (BTreeMap::new(), BTreeMap::new());
-    // Pages stay strings until ranked: with hundreds of full-URL pages, validating each and
-    // inserting it into an ordered map was a visible share of a cold summary (profiled), and
-    // only the top few are returned.
-    let mut pages: foldhash::HashMap<String, u64> = foldhash::HashMap::default();
-    let (mut browsers, mut countries) = (BTreeMap::new(), BTreeMap::new());
-    for (dim, value, n) in dims {
-        let n = count(n)?;
-        match dim {
-            DIM_TOTAL => total += n,
-            DIM_TYPE => *by_type.entry(parse(EventType::parse, value)?).or_insert(0) += n,
-            DIM_PAGE => *pages.entry(value).or_insert(0) += n,
-            DIM_DEVICE => *devices.entry(parse(Device::parse, value)?).or_insert(0) += n,
-            DIM_BROWSER => *browsers.entry(parse(Browser::parse, value)?).or_insert(0) += n,
-            DIM_COUNTRY => *countries.entry(parse(Country::parse, value)?).or_insert(0) += n,
-            other => return Err(corrupt("rollup dimension", other)),
-        }
-    }
-    let mut time_series = vec![0u64; plan.buckets.len()];
-    for (idx, n) in series {
-        let slot = usize::try_from(idx)
-            .ok()
-            .and_then(|i| time_series.get_mut(i))
-            .ok_or_else(|| corrupt("bucket index", idx))?;
-        *slot += count(n)?;
-    }
-    let breakdowns = plan.query.breakdowns();
-    Ok(Aggregates {
-        total_events: total,
-        unique_users,
-        unique_users_approximate,
-        events_by_type: rank_counts(by_type, None),
-        time_series,
-        // Ranked as strings, which order as pages do.
-        top_pages: rank_breakdown(breakdowns, pages, Some(TOP_PAGES))
-            .into_iter()
-            .map(|(page, n)| Ok((parse(Page::parse, page)?, n)))
-            .collect::<Result<_>>()?,
-        devices: rank_breakdown(breakdowns, devices, None),
-        browsers: rank_breakdown(breakdowns, browsers, None),
-        countries: rank_breakdown(breakdowns, countries, None),
-        variants,
-    })
-}
-
-fn count(n: i64) -> Result<u64> {
-    u64::try_from(n).map_err(|_| corrupt("count", n))
-}
-
-fn parse<T>(parse: impl Fn(String) -> Result<T>, value: String) -> Result<T> {
-    parse(value).map_err(|e| corrupt("stored value", e))
-}
-
-fn dims_wanted(plan: &QueryPlan) -> Vec<i16> {
-    if plan.query.breakdowns() {
-        vec![DIM_TOTAL, DIM_TYPE, DIM_PAGE, DIM_DEVICE, DIM_BROWSER, DIM_COUNTRY]
-    } else {
-        vec![DIM_TOTAL, DIM_TYPE]
-    }
-}
 
 /// Rollup pieces covering `span` exactly once, with as few rows as the levels allow: hours at
 /// the ragged ends, whole UTC days up to the first and from the last week boundary, whole weeks
@@ -171,27 +60,9 @@ fn push_periods<'a>(sql: &mut QueryBuilder<'a, Postgres>, pieces: &[(i16, i64, i
     sql.push(")");
 }
 
-/// Appends ` AND (…)`: events in any of the raw `pieces`.
-///
-/// Pieces are spelled out as predicates rather than joined from an array parameter: a whole
-/// span has at most three rollup pieces and two raw ones, and with an array the planner cannot
-/// know that, flattens the join and may scan a whole table (measured: 30 ms instead of 1 ms at
-/// 10M events).
-fn push_ranges<'a>(sql: &mut QueryBuilder<'a, Postgres>, pieces: &[TimeRange]) {
-    sql.push(" AND (FALSE");
-    for piece in pieces {
-        sql.push(" OR (ts >= ")
-            .push_bind(piece.start())
-            .push(" AND ts < ")
-            .push_bind(piece.end())
-            .push(")");
-    }
-    sql.push(")");
-}
-
 /// The whole range's dimension counts and distinct users from the rollups: the covering
 /// periods' rows (counts and sketches in one read) and the raw rows of the ragged edges.
-async fn rollup_whole(pool: &PgPool, cache: &PeriodCache, plan: &QueryPlan) -> Result<(DimCounts, Users)> {
+pub(super) async fn rollup_whole(pool: &PgPool, cache: &PeriodCache, plan: &QueryPlan) -> Result<(DimCounts, Users)> {
     let tenant = plan.query.tenant().as_str();
     let pieces = plan.whole.rollup.map(cover).unwrap_or_default();
     // Without whole periods the raw rows are the whole range: count their users exactly.
@@ -355,7 +226,7 @@ FROM unnest($2::int[], $3::timestamptz[], $4::timestamptz[]) AS p (idx, lo, hi)"
 /// of one range scan per level (a merge in Rust: the pieces of a level are disjoint and in time
 /// order), its ragged raw pieces counted in SQL. A subquery per piece cost 12 ms
 /// for 90 days by hour (2,160 of them); the scan reads the same rows once.
-async fn rollup_series(pool: &PgPool, plan: &QueryPlan) -> Result<Vec<(i32, i64)>> {
+pub(super) async fn rollup_series(pool: &PgPool, plan: &QueryPlan) -> Result<Vec<(i32, i64)>> {
     let mut by_level: BTreeMap<i16, Vec<(i64, i64, i32)>> = BTreeMap::new();
     let (mut raw_idx, mut raw_starts, mut raw_ends) = (Vec::new(), Vec::new(), Vec::new());
     for (i, bucket) in plan.buckets.iter().enumerate() {
@@ -434,102 +305,6 @@ async fn rollup_series(pool: &PgPool, plan: &QueryPlan) -> Result<Vec<(i32, i64)
         }
     }
     Ok(series)
-}
-
-/// Appends the plan's row filter over `events e`: tenant, range and the query's filters.
-fn push_conditions<'a>(sql: &mut QueryBuilder<'a, Postgres>, plan: &'a QueryPlan) {
-    let range = plan.query.range();
-    sql.push(" WHERE e.tenant_id = ")
-        .push_bind(plan.query.tenant().as_str())
-        .push(" AND e.ts >= ")
-        .push_bind(range.start())
-        .push(" AND e.ts < ")
-        .push_bind(range.end());
-    let filters = plan.query.filters();
-    if let Some(t) = &filters.event_type {
-        sql.push(" AND e.event_type = ").push_bind(t.as_str());
-    }
-    if let Some(u) = &filters.user_id {
-        sql.push(" AND e.user_id = ").push_bind(u.as_str());
-    }
-    if let Some(x) = &filters.experiment_id {
-        sql.push(" AND e.experiment_id = ").push_bind(x.as_str());
-    }
-}
-
-async fn raw_dims(pool: &PgPool, plan: &QueryPlan) -> Result<DimCounts> {
-    let mut sql = QueryBuilder::new(
-        "SELECT d.dim, d.value, count(*) FROM events e CROSS JOIN LATERAL (VALUES (0::smallint, ''::text), \
-         (1::smallint, e.event_type), (2::smallint, e.page), (3::smallint, e.device), (4::smallint, e.browser), \
-         (5::smallint, e.country)) AS d (dim, value)",
-    );
-    push_conditions(&mut sql, plan);
-    sql.push(" AND d.value IS NOT NULL AND d.dim = ANY(")
-        .push_bind(dims_wanted(plan))
-        .push(") GROUP BY d.dim, d.value");
-    sql.build_query_as()
-        .fetch_all(pool)
-        .await
-        .map_err(|e| error::map("summary", e))
-}
-
-async fn raw_series(pool: &PgPool, plan: &QueryPlan) -> Result<Vec<(i32, i64)>> {
-    // width_bucket numbers buckets from 1 (0 would be before the first start, which the range
-    // excludes).
-    let mut sql = QueryBuilder::new("SELECT width_bucket(e.ts, ");
-    sql.push_bind(plan.query.bucket_starts().to_vec())
-        .push("::timestamptz[]) - 1, count(*) FROM events e");
-    push_conditions(&mut sql, plan);
-    sql.push(" GROUP BY 1");
-    sql.build_query_as()
-        .fetch_all(pool)
-        .await
-        .map_err(|e| error::map("summary", e))
-}
-
-async fn raw_users(pool: &PgPool, plan: &QueryPlan) -> Result<Users> {
-    let mut sql = QueryBuilder::new("SELECT count(DISTINCT e.user_id) FROM events e");
-    push_conditions(&mut sql, plan);
-    let n: i64 = sql
-        .build_query_scalar()
-        .fetch_one(pool)
-        .await
-        .map_err(|e| error::map("summary", e))?;
-    Ok((count(n)?, false))
-}
-
-type VariantRow = (String, i64, i64, i64);
-
-async fn raw_variants(
-    pool: &PgPool,
-    plan: &QueryPlan,
-) -> Result<Option<BTreeMap<VariantKey, analytics_core::query::VariantCounts>>> {
-    if plan.query.filters().experiment_id.is_none() {
-        return Ok(None);
-    }
-    let mut sql = QueryBuilder::new(
-        "SELECT e.variant, count(*), count(DISTINCT e.user_id), count(DISTINCT e.user_id) FILTER (WHERE e.event_type = ",
-    );
-    sql.push_bind(plan.query.conversion_event_type().as_str())
-        .push(") FROM events e");
-    push_conditions(&mut sql, plan);
-    sql.push(" AND e.variant IS NOT NULL GROUP BY e.variant");
-    let rows: Vec<VariantRow> = sql
-        .build_query_as()
-        .fetch_all(pool)
-        .await
-        .map_err(|e| error::map("summary", e))?;
-    rows.into_iter()
-        .map(|(variant, events, users, conversions)| {
-            let counts = analytics_core::query::VariantCounts {
-                events: count(events)?,
-                users: count(users)?,
-                conversions: count(conversions)?,
-            };
-            Ok((parse(VariantKey::parse, variant)?, counts))
-        })
-        .collect::<Result<_>>()
-        .map(Some)
 }
 
 #[cfg(test)]

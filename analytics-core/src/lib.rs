@@ -67,6 +67,12 @@
 //!   written out in [`experiments::stats`] and checked against scipy.
 
 pub mod analytics;
+/// The hasher of the in-process maps on the request path (cache entries and tag versions,
+/// decoded answers, per-tenant counters, the registry memo): foldhash, seeded per process.
+/// SipHash (the standard library's) showed in the cached summary's profile; these maps are
+/// keyed by authenticated tenants and derived keys (a SHA-256 cache key, tags, key hashes),
+/// and a random seed keeps their hashes unpredictable from outside.
+pub(crate) type FastHash = foldhash::fast::RandomState;
 pub mod cache;
 pub mod clock;
 pub mod error;

@@ -232,7 +232,7 @@ fn api(state: &AppState) -> Router<AppState> {
         .iter()
         .flat_map(|prefix| tenant_routes().map(|(path, route)| (format!("{prefix}{path}"), route)))
         .fold(Router::new(), |router, (path, route)| router.route(&path, route))
-        .route_layer(from_fn_with_state(state.clone(), caller::tenant_layer));
+        .route_layer(caller::TenantLayer(state.clone()));
     // Liveness and readiness need no tenant: monitoring systems have none.
     API_PREFIXES.iter().fold(scoped, |router, prefix| {
         router

@@ -6,11 +6,13 @@
 //! results are kept and reused; failures are not (they are cheap to repeat and should stay
 //! visible). The memo is bounded: when full it is emptied and refills.
 
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use analytics_core::Comparison;
 use analytics_core::model::TenantId;
 use analytics_core::query::Query;
+use papaya::Equivalent;
 
 use crate::error::ApiError;
 use crate::params::{self, SummaryParams};
@@ -32,7 +34,33 @@ pub(crate) struct ParsedSummary {
 /// Parsed summary requests by tenant and query string.
 #[derive(Debug, Default)]
 pub(crate) struct ParsedSummaries {
-    parsed: papaya::HashMap<String, Arc<ParsedSummary>>,
+    /// foldhash rather than SipHash (which showed in the profile); seeded per process, and the
+    /// map is bounded (emptied when full), so a caller choosing query strings gains nothing.
+    parsed: papaya::HashMap<Key, Arc<ParsedSummary>, foldhash::fast::RandomState>,
+}
+
+/// A tenant and a query string. Hashed as its two texts so that [`Lookup`] finds it without
+/// building one (an allocation and a copy per request).
+#[derive(Debug, PartialEq, Eq)]
+struct Key {
+    tenant: TenantId,
+    raw: String,
+}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        Lookup(self.tenant.as_str(), &self.raw).hash(state);
+    }
+}
+
+/// A borrowed [`Key`].
+#[derive(Hash)]
+struct Lookup<'a>(&'a str, &'a str);
+
+impl Equivalent<Key> for Lookup<'_> {
+    fn equivalent(&self, key: &Key) -> bool {
+        self.0 == key.tenant.as_str() && self.1 == key.raw
+    }
 }
 
 impl ParsedSummaries {
@@ -41,18 +69,19 @@ impl ParsedSummaries {
     /// # Errors
     /// 400 naming the parameter, as [`params::parse`] and [`Query::parse`] report it.
     pub(crate) fn get_or_parse(&self, tenant: &TenantId, raw: Option<&str>) -> Result<Arc<ParsedSummary>, ApiError> {
-        // The separator cannot occur in a tenant id, so distinct pairs never share a key.
-        let key = format!("{}\u{1f}{}", tenant.as_str(), raw.unwrap_or_default());
+        let raw = raw.unwrap_or_default();
         let parsed = self.parsed.pin();
-        if let Some(found) = parsed.get(&key) {
+        if let Some(found) = parsed.get(&Lookup(tenant.as_str(), raw)) {
             return Ok(found.clone());
         }
-        let params: SummaryParams = params::parse(raw)?;
+        let params: SummaryParams = params::parse(Some(raw))?;
         let compare = params.compare;
         let request = params.request();
         let query = Query::parse(tenant, &request)?;
-        // Hash the cache key now, once: clones keep it, so no request of this URL hashes it again.
+        // Hash the cache key and make the cache tags now, once: clones keep them, so no request
+        // of this URL makes them again.
         query.cache_key();
+        query.calendar_tags();
         let found = Arc::new(ParsedSummary {
             query,
             skip_cache: request.skip_cache,
@@ -61,6 +90,10 @@ impl ParsedSummaries {
         if parsed.len() >= ENTRIES {
             parsed.clear();
         }
+        let key = Key {
+            tenant: tenant.clone(),
+            raw: raw.to_owned(),
+        };
         parsed.insert(key, found.clone());
         Ok(found)
     }

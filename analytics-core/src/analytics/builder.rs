@@ -181,7 +181,7 @@ impl AnalyticsBuilder {
                 flights: SingleFlight::default(),
                 memo: RegistryMemo::new(self.memo),
                 live: LiveHub::new(self.live),
-                decoded: papaya::HashMap::new(),
+                decoded: papaya::HashMap::with_hasher(crate::FastHash::default()),
                 tenant_counts: Default::default(),
                 dependency_breakers: self.dependency_breakers,
                 fence: Default::default(),

@@ -91,21 +91,21 @@ impl<T> Seen<T> {
 #[derive(Debug)]
 pub(super) struct RegistryMemo {
     policy: MemoPolicy,
-    keys: papaya::HashMap<ApiKeyHash, Seen<TenantId>>,
-    unknown_keys: papaya::HashMap<ApiKeyHash, DateTime<Utc>>,
+    keys: papaya::HashMap<ApiKeyHash, Seen<TenantId>, crate::FastHash>,
+    unknown_keys: papaya::HashMap<ApiKeyHash, DateTime<Utc>, crate::FastHash>,
     /// GCRA state of the look-ups of keys the memo does not know.
     unknown_lookups: Mutex<u64>,
-    experiments: papaya::HashMap<(TenantId, ExperimentId), Seen<Option<EventType>>>,
+    experiments: papaya::HashMap<(TenantId, ExperimentId), Seen<Option<EventType>>, crate::FastHash>,
 }
 
 impl RegistryMemo {
     pub(super) fn new(policy: MemoPolicy) -> Self {
         Self {
             policy,
-            keys: papaya::HashMap::new(),
-            unknown_keys: papaya::HashMap::new(),
+            keys: papaya::HashMap::with_hasher(crate::FastHash::default()),
+            unknown_keys: papaya::HashMap::with_hasher(crate::FastHash::default()),
             unknown_lookups: Mutex::new(0),
-            experiments: papaya::HashMap::new(),
+            experiments: papaya::HashMap::with_hasher(crate::FastHash::default()),
         }
     }
 

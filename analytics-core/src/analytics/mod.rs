@@ -98,6 +98,9 @@ pub struct Analytics {
     inner: Arc<Inner>,
 }
 
+/// A decoded cache hit and the bytes it was decoded from.
+type DecodedHit = (Arc<[u8]>, Arc<summary::CachedSummary>);
+
 #[derive(Debug)]
 struct Inner {
     store: Arc<dyn EventStore>,
@@ -112,7 +115,7 @@ struct Inner {
     memo: memo::RegistryMemo,
     live: live::LiveHub,
     /// Decoded cache hits by key, with the bytes they were decoded from.
-    decoded: papaya::HashMap<CacheKey, (Arc<[u8]>, Arc<summary::CachedSummary>)>,
+    decoded: papaya::HashMap<CacheKey, DecodedHit, crate::FastHash>,
     changes: broadcast::Sender<ChangeNotice>,
     /// Each tenant's own cache figures.
     tenant_counts: tenant_stats::TenantCacheCounts,

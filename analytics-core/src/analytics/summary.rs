@@ -176,7 +176,7 @@ impl Analytics {
         }
 
         let key = query.cache_key().clone();
-        let tags = inner.ttl.query_tags(&query, started);
+        let tags = inner.ttl.query_tags_of(&query, started);
         // A cache failure must not fail the query: without a lookup we answer from the store and
         // do not cache (we could not prove which tag versions the answer was computed under).
         // While invalidations are owed the cache may hold answers older than acknowledged writes:

@@ -30,7 +30,7 @@ struct Counts {
 /// Counts per tenant (only tenants that asked for a summary have an entry).
 #[derive(Debug, Default)]
 pub(crate) struct TenantCacheCounts {
-    by_tenant: papaya::HashMap<TenantId, Counts>,
+    by_tenant: papaya::HashMap<TenantId, Counts, crate::FastHash>,
 }
 
 impl TenantCacheCounts {

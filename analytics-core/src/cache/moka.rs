@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{CacheBackend, CacheEntry, CacheHit, CacheKey, CacheLookup, CacheStats, LookupCounters, Tag, classify};
+use crate::FastHash;
 use crate::error::Result;
 use crate::model::TenantId;
 
@@ -25,8 +26,8 @@ const ENTRY_OVERHEAD: usize = 96;
 /// [`Clock`]: crate::clock::Clock
 #[derive(Debug)]
 pub struct MokaCache {
-    entries: moka::sync::Cache<(TenantId, CacheKey), Arc<CacheEntry>>,
-    versions: RwLock<HashMap<TenantId, HashMap<Tag, u64>>>,
+    entries: moka::sync::Cache<(TenantId, CacheKey), Arc<CacheEntry>, FastHash>,
+    versions: RwLock<HashMap<TenantId, HashMap<Tag, u64, FastHash>, FastHash>>,
     counters: LookupCounters,
 }
 
@@ -62,7 +63,7 @@ impl MokaCache {
                 u32::try_from(bytes).unwrap_or(u32::MAX)
             })
             .expire_after(ExpireAtStaleDeadline)
-            .build();
+            .build_with_hasher(FastHash::default());
         Self {
             entries,
             versions: RwLock::default(),

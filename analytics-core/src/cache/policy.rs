@@ -1,5 +1,6 @@
 //! What a cached answer is tagged with and how long it lives.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::Tag;
 use crate::clock::delta;
 use crate::model::Event;
-use crate::query::Query;
+use crate::query::{Query, TimeRange};
 
 /// How fresh an answer must be, by the age of its range's end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,28 +82,45 @@ impl TtlPolicy {
     /// the UTC dates of partly covered months, and `realtime` when the range reaches into the
     /// realtime window.
     pub fn query_tags(&self, query: &Query, now: DateTime<Utc>) -> Vec<Tag> {
-        let range = query.range();
-        let first = range.start().date_naive();
-        let last = (range.end() - TimeDelta::microseconds(1)).date_naive();
-        let mut tags = vec![Tag::tenant()];
-        let mut month_start = first.with_day(1).expect("day 1 exists");
-        while month_start <= last {
-            let next_month = month_start + chrono::Months::new(1);
-            let month_end = next_month.pred_opt().expect("a month has a last day");
-            if first <= month_start && month_end <= last {
-                tags.push(Tag::month(month_start.year(), month_start.month()));
-            } else {
-                let from = first.max(month_start);
-                let to = last.min(month_end);
-                tags.extend(from.iter_days().take_while(|d| *d <= to).map(Tag::date));
-            }
-            month_start = next_month;
-        }
-        if self.tier(range.end(), now) == TtlTier::Realtime {
-            tags.push(Tag::realtime());
-        }
-        tags
+        self.query_tags_of(query, now).into_owned()
     }
+
+    /// [`query_tags`](Self::query_tags), borrowed from the query where it can be: the calendar's
+    /// tags are computed once per query and kept by its clones; only an answer in the realtime
+    /// window needs a list of its own.
+    pub fn query_tags_of<'q>(&self, query: &'q Query, now: DateTime<Utc>) -> Cow<'q, [Tag]> {
+        let calendar = query.calendar_tags();
+        if self.tier(query.range().end(), now) == TtlTier::Realtime {
+            let mut tags = Vec::with_capacity(calendar.len() + 1);
+            tags.extend_from_slice(calendar);
+            tags.push(Tag::realtime());
+            Cow::Owned(tags)
+        } else {
+            Cow::Borrowed(calendar)
+        }
+    }
+}
+
+/// The tags of a range's calendar: the tenant tag, the UTC months it covers whole, and the UTC
+/// dates of partly covered months.
+pub(crate) fn calendar_tags(range: TimeRange) -> Vec<Tag> {
+    let first = range.start().date_naive();
+    let last = (range.end() - TimeDelta::microseconds(1)).date_naive();
+    let mut tags = vec![Tag::tenant()];
+    let mut month_start = first.with_day(1).expect("day 1 exists");
+    while month_start <= last {
+        let next_month = month_start + chrono::Months::new(1);
+        let month_end = next_month.pred_opt().expect("a month has a last day");
+        if first <= month_start && month_end <= last {
+            tags.push(Tag::month(month_start.year(), month_start.month()));
+        } else {
+            let from = first.max(month_start);
+            let to = last.min(month_end);
+            tags.extend(from.iter_days().take_while(|d| *d <= to).map(Tag::date));
+        }
+        month_start = next_month;
+    }
+    tags
 }
 
 /// The tags an ingested batch invalidates: each UTC date and month its events touch, and

@@ -181,6 +181,11 @@ pub struct Query {
     /// The cache key, computed on first use and kept by clones (a server that reuses a parsed
     /// query skips hashing its canonical text); reset by every `with_*` that changes the query.
     cache_key: OnceLock<crate::cache::CacheKey>,
+    /// The cache tags of the range (see [`TtlPolicy::query_tags`](crate::cache::TtlPolicy::query_tags)),
+    /// made on first use and kept by clones: a cached answer is looked up under them on every
+    /// request, and making them (formatting dates) showed in that path's profile. The range
+    /// never changes after construction, so they are never reset.
+    calendar_tags: OnceLock<Arc<[crate::cache::Tag]>>,
 }
 
 /// Equal when every field but the derived bucket starts is equal (those follow from the rest).
@@ -283,6 +288,7 @@ impl Query {
             breakdowns: true,
             bucket_starts,
             cache_key: OnceLock::new(),
+            calendar_tags: OnceLock::new(),
         })
     }
 
@@ -366,6 +372,15 @@ impl Query {
     /// computed once per query and kept by its clones.
     pub fn cache_key(&self) -> &crate::cache::CacheKey {
         self.cache_key.get_or_init(|| crate::cache::CacheKey::for_query(self))
+    }
+
+    /// The cache tags of the range's calendar: the tenant tag, the UTC months it covers whole
+    /// and the UTC dates of partly covered months. Computed once per query and kept by its
+    /// clones: a server that keeps a parsed query calls this once so that no clone formats them
+    /// again.
+    pub fn calendar_tags(&self) -> &[crate::cache::Tag] {
+        self.calendar_tags
+            .get_or_init(|| crate::cache::policy::calendar_tags(self.range).into())
     }
 
     /// The tenant queried.

@@ -186,6 +186,7 @@ use axum::http::{HeaderName, StatusCode, header};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
+use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
@@ -253,20 +254,12 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(ops::openapi));
     #[cfg(feature = "dashboard")]
     let app = app.merge(dashboard::routes());
-    app.fallback(|| async { ApiError::for_status(StatusCode::NOT_FOUND) })
-        .layer(DefaultBodyLimit::max(config.body_limit))
-        .layer(from_fn_with_state(
-            body::BodyLimit(config.body_limit),
-            body::refuse_declared_oversize,
-        ))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            config.request_timeout,
-        ))
-        .layer(CompressionLayer::new())
-        .layer(from_fn(json_errors))
-        .layer(from_fn_with_state(state.metrics_handle(), metrics::record_request))
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+    // One layer, composed statically, outermost first. Layers given to `Router::layer` one by
+    // one each wrap every route in a boxed service, and an axum route clones its boxed service
+    // (and so everything beneath it) on every call: with nine layers that was a third of
+    // `/health`'s instructions.
+    let middleware = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(request_id.clone(), RequestIds::default()))
         // Failures are logged once per kind and window by `ApiError`, not per request here.
         .layer(
             TraceLayer::new_for_http()
@@ -281,7 +274,21 @@ pub fn router(state: AppState) -> Router {
                 tenant = tracing::field::Empty)
                 }),
         )
-        .layer(SetRequestIdLayer::new(request_id, RequestIds::default()))
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(from_fn_with_state(state.metrics_handle(), metrics::record_request))
+        .layer(from_fn(json_errors))
+        .layer(CompressionLayer::new())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            config.request_timeout,
+        ))
+        .layer(from_fn_with_state(
+            body::BodyLimit(config.body_limit),
+            body::refuse_declared_oversize,
+        ))
+        .layer(DefaultBodyLimit::max(config.body_limit));
+    app.fallback(|| async { ApiError::for_status(StatusCode::NOT_FOUND) })
+        .layer(middleware)
         .with_state(state)
 }
 

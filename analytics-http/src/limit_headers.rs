@@ -21,13 +21,25 @@ pub(crate) fn write(headers: &mut HeaderMap, fields: &RateLimitHeaderFields, con
     headers.insert(X_RATELIMIT_LIMIT, limit);
     headers.insert(X_RATELIMIT_REMAINING, HeaderValue::from(fields.remaining));
     headers.insert(X_RATELIMIT_RESET, HeaderValue::from(fields.reset_at));
-    if let Ok(value) = HeaderValue::try_from(fields.rate_limit()) {
-        headers.insert(RATELIMIT, value);
-    }
+    headers.insert(RATELIMIT, rate_limit_value(fields));
     headers.insert(RATELIMIT_POLICY, policy);
     if let Some(wait) = fields.retry_after {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(wait));
     }
+}
+
+/// The draft `RateLimit` field (`limit=…, remaining=…, reset=…`, as core's
+/// [`RateLimitHeaderFields::rate_limit`] writes it), from integers rather than `format!`.
+fn rate_limit_value(fields: &RateLimitHeaderFields) -> HeaderValue {
+    let mut digits = itoa::Buffer::new();
+    let mut text = Vec::with_capacity(64);
+    text.extend_from_slice(b"limit=");
+    text.extend_from_slice(digits.format(fields.limit).as_bytes());
+    text.extend_from_slice(b", remaining=");
+    text.extend_from_slice(digits.format(fields.remaining).as_bytes());
+    text.extend_from_slice(b", reset=");
+    text.extend_from_slice(digits.format(fields.reset_in).as_bytes());
+    HeaderValue::try_from(text).expect("digits and ASCII punctuation are a valid header value")
 }
 
 /// The `X-RateLimit-Limit` and `RateLimit-Policy` values of each endpoint class's rule, made

@@ -150,8 +150,7 @@ impl Analytics {
         let mut json = Vec::with_capacity(body.len() + 256);
         json.extend_from_slice(open);
         json.extend_from_slice(b",\"_metadata\":");
-        serde_json::to_writer(&mut json, &metadata)
-            .map_err(|e| Error::Internal(format!("serializing a summary: {e}")))?;
+        metadata.write_json(&mut json);
         json.push(b'}');
         Ok(json)
     }

@@ -254,6 +254,54 @@ pub struct SummaryMetadata {
     pub unique_users_approximate: bool,
 }
 
+impl LoadLevel {
+    /// The level's name as it is serialized (`NORMAL`, `ELEVATED`, `HIGH`, `CRITICAL`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Normal => "NORMAL",
+            Self::Elevated => "ELEVATED",
+            Self::High => "HIGH",
+            Self::Critical => "CRITICAL",
+        }
+    }
+}
+
+impl SummaryMetadata {
+    /// Appends this metadata as JSON, byte for byte what its `Serialize` writes (a test holds
+    /// the two equal). A cached summary writes it on every request, and serde's derived code
+    /// (escaping every key through the formatter) was a twentieth of that path's instructions.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        let flag = |value: bool| if value { &b"true"[..] } else { &b"false"[..] };
+        out.extend_from_slice(b"{\"loadLevel\":\"");
+        out.extend_from_slice(self.load_level.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"cached\":");
+        out.extend_from_slice(flag(self.cached));
+        out.extend_from_slice(b",\"stale\":");
+        out.extend_from_slice(flag(self.stale));
+        if let Some(age) = self.age_ms {
+            out.extend_from_slice(b",\"ageMs\":");
+            write_value(out, &age);
+        }
+        out.extend_from_slice(b",\"responseTime\":");
+        // Numbers and strings through serde_json, so their formatting and escaping are its own.
+        write_value(out, &self.response_time);
+        out.extend_from_slice(b",\"granularity\":\"");
+        out.extend_from_slice(self.granularity.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"timezone\":");
+        write_value(out, &self.timezone);
+        out.extend_from_slice(b",\"degraded\":");
+        write_value(out, &self.degraded);
+        out.extend_from_slice(b",\"uniqueUsersApproximate\":");
+        out.extend_from_slice(flag(self.unique_users_approximate));
+        out.push(b'}');
+    }
+}
+
+fn write_value<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    // Writing a number, a string or a list of strings into a `Vec` cannot fail.
+    serde_json::to_writer(out, value).expect("JSON of a number or strings");
+}
+
 /// A summary response: the body plus `_metadata`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -269,6 +317,49 @@ pub struct Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metadata_written_by_hand_is_what_serde_writes() {
+        let levels = [
+            LoadLevel::Normal,
+            LoadLevel::Elevated,
+            LoadLevel::High,
+            LoadLevel::Critical,
+        ];
+        let granularities = [
+            Granularity::Hour,
+            Granularity::Day,
+            Granularity::Week,
+            Granularity::Month,
+        ];
+        for (i, (load_level, granularity)) in levels.into_iter().zip(granularities).enumerate() {
+            for (age_ms, degraded) in [
+                (None, vec![]),
+                (
+                    Some(1_234),
+                    vec!["granularity:hour->day".to_owned(), "quote \" and \\".to_owned()],
+                ),
+            ] {
+                let metadata = SummaryMetadata {
+                    load_level,
+                    cached: i % 2 == 0,
+                    stale: i % 3 == 0,
+                    age_ms,
+                    response_time: [0.0, 0.123_456, 1e-7, 12_345.678][i],
+                    granularity,
+                    timezone: ["UTC", "Europe/Berlin", "America/Argentina/Buenos_Aires", "Etc/GMT+5"][i].to_owned(),
+                    degraded,
+                    unique_users_approximate: i % 2 == 1,
+                };
+                let mut written = Vec::new();
+                metadata.write_json(&mut written);
+                assert_eq!(
+                    String::from_utf8(written).unwrap(),
+                    serde_json::to_string(&metadata).unwrap()
+                );
+            }
+        }
+    }
 
     #[test]
     fn percentages_round_to_two_decimals() {

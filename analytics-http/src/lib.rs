@@ -107,32 +107,51 @@
 //! `scripts/bench-http` on the project's 2-core VM (the release server on the embedded default
 //! with 100k seeded events; wrk 2 threads × 64 connections sharing the cores; per auth mode three
 //! alternating 10 s rounds of `/health` and a cached 30-day summary, medians), three runs on
-//! 2026-12-02 (`SUBSCRIBERS=0 scripts/bench-http`):
+//! 2026-12-02 (`SUBSCRIBERS=0 scripts/bench-http`), on a host slower and noisier that afternoon
+//! than the morning's (the same binary's `/health` moved between 23k and 41k req/s from round to
+//! round):
 //!
 //! | auth mode | cached summary | `/health`, same server | summary / `/health` |
 //! |---|---|---|---|
-//! | `--auth header` | 43,306–46,100 req/s | 61,626–67,521 req/s | 68.3–70.3% |
-//! | `--auth api-key` (default) | 42,196–44,426 req/s | 61,572–63,357 req/s | 66.6–70.5% |
+//! | `--auth header` | 21,172–24,034 req/s | 31,004–35,156 req/s | 67.0–72.6% |
+//! | `--auth api-key` (default) | 20,903–23,389 req/s | 33,354–35,502 req/s | 62.5–65.9% |
 //!
-//! The same script earlier that day, before the changes below: 66.9% and 63.8%. API-key mode
-//! costs what header mode costs: the key's tenant comes from core's memo, not a store look-up
-//! per request. An ingest reaches 1,000 open streams at p99 147.2 ms (p50 126.5 ms, including
-//! the 100 ms coalescing window).
+//! The same script on that host before the afternoon's changes, one run: 57.7% and 61.2%; that
+//! morning, on a faster host: 68.3–70.3% and 66.6–70.5%. API-key mode costs what header mode
+//! costs: the key's tenant comes from core's memo, not a store look-up per request. An ingest
+//! reaches 1,000 open streams at p99 147.2 ms (p50 126.5 ms, including the 100 ms coalescing
+//! window).
 //!
-//! The goal of 80% of `/health` is not met. Where the difference is (2026-12-02):
-//! - Not in the body: a temporary probe route answering the same 3.4 KB of JSON with no work measured
-//!   97–101% of `/health` on the same server.
-//! - In process, with no sockets (the router driven by `tower::ServiceExt::oneshot`, 200k
-//!   requests), `/health` costs 5.4 µs and 122 allocations (the middleware stack: request id,
-//!   tracing, metrics, compression, timeout, JSON errors), the cached summary 8.5 µs and 167
-//!   allocations: the tenant layer about 2 µs, the summary itself about 1 µs.
-//! - Under wrk the server's CPU per request (its `/proc` user and system time over a 5 s run)
-//!   was 8.4–8.7 µs user and 6.7–7.8 µs system for `/health`, 14.1–14.9 µs user and
-//!   10.4–10.8 µs system for the summary: the summary's own 3 µs become about 6 µs when both
-//!   cores serve it at once (shared cache lines: the tenant's limiter slot, reference counts of
-//!   the shared state and of the cached answer, the cache's access recording, counters), and
-//!   its longer requests cost more scheduling. For 80% the summary would have to cost about
-//!   `/health` plus 3 µs of server time under this load.
+//! Instructions per request, which repeat where req/s do not (`scripts/instructions-http`:
+//! callgrind, one keep-alive client, 2,000 requests, header mode; two runs each, the server
+//! before the afternoon's changes and after them):
+//!
+//! | | before | after |
+//! |---|---|---|
+//! | `/health` | 44,603–45,393 | 32,656–32,770 |
+//! | cached summary | 71,700–74,116 | 51,752–51,895 |
+//!
+//! Where they went: the nine middleware layers were given to `Router::layer` one at a time, and
+//! each wrapped every route in a boxed service that axum clones on every call, with everything
+//! beneath it — a chain of clones quadratic in the layers, a third of `/health`. Composed into one
+//! layer (`tower::ServiceBuilder`), every route got faster: in a side-by-side run of the two
+//! binaries (three rounds, header mode) `/health` 28,676–32,506 → 32,972–40,460 req/s and the
+//! cached summary 21,073–21,695 → 22,235–28,394 req/s. The summary's own steps: the tenant layer
+//! as a tower service rather than `from_fn` (which boxes the next service and a second future per
+//! request); its cache tags made once per parsed query instead of per request; the parsed-request
+//! memo looked up without building a key; foldhash instead of SipHash for the request path's
+//! maps; `_metadata` and the `RateLimit` header written from integers and fixed keys
+//! (71.7k → 67.8k → 54.3k with the middleware → 51.7k).
+//!
+//! The goal of 80% of `/health` is not met, and making `/health` cheaper moved it further:
+//! the summary's own work (about 19k instructions: the tenant layer's authentication, rate limit
+//! and five limit headers; the cache look-up, load admission and counters; the handler and its
+//! 3.4 KB body) is now a larger share of a cheaper request. Earlier measurements of the rest:
+//! - Not the body alone: a temporary probe route answering the same 3.4 KB of JSON with no work
+//!   measured 97–101% of `/health` on the same server (the faster host).
+//! - Under wrk the summary's shared cache lines (the tenant's limiter slot, reference counts of
+//!   the shared state and of the cached answer, the cache's access recording, counters) cost
+//!   more when both cores serve it at once.
 //!
 //! What made the cached summary cheap (it started at 29k req/s, 41% of `/health`): mimalloc;
 //! core's memo of decoded cache hits and of their body's JSON, so a hit serializes only

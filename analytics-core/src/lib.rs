@@ -92,6 +92,6 @@ pub use analytics::{
     Analytics, AnalyticsBuilder, Assignment, Change, ChangeNotice, ComparedSummary, Comparison, EventLog,
     EventLogRequest, HEALTH_PROBE_TIMEOUT, HealthReport, HealthStatus, Ingested, LiveConfig, LiveSummary, LiveUpdate,
     MemoPolicy, PaginatedSummary, PeriodComparison, Realtime, SETTLE_EVERY, SeriesPageRequest, SeriesPagination,
-    ServingPolicy, SummaryOptions, TenantCacheStats, Warmed,
+    ServingPolicy, SharedJson, SummaryJson, SummaryOptions, TenantCacheStats, Warmed,
 };
 pub use error::{Error, ErrorKind, Result};

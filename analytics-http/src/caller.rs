@@ -10,7 +10,7 @@ use analytics_core::model::{ApiKey, TenantId};
 use analytics_core::resilience::{EndpointClass, Priority};
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
 
@@ -164,7 +164,7 @@ fn log_limit_enforcement(unchecked: bool) {
 }
 
 async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    let claimed = header_text(headers, TENANT_HEADER)?
+    let claimed = header_text(headers, &TENANT)?
         .map(|raw| TenantId::parse(raw).map_err(|e| ApiError::from(e).with_field("X-Tenant-Id")))
         .transpose()?;
     let config = state.config();
@@ -173,7 +173,7 @@ async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiEr
             .or_else(|| config.default_tenant.clone())
             .ok_or_else(|| unauthenticated("X-Tenant-Id", "send the X-Tenant-Id header"))?,
         AuthMode::ApiKey => {
-            let raw = header_text(headers, API_KEY_HEADER)?
+            let raw = header_text(headers, &API_KEY)?
                 .ok_or_else(|| unauthenticated("X-API-Key", "send an API key in the X-API-Key header"))?;
             let key = ApiKey::parse(raw).map_err(|_| unauthenticated("X-API-Key", "unknown API key"))?;
             let tenant = state.analytics().authenticate(&key).await.map_err(|e| match e {
@@ -191,19 +191,24 @@ async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiEr
             tenant
         }
     };
-    let priority = match header_text(headers, PRIORITY_HEADER)? {
+    let priority = match header_text(headers, &PRIORITY)? {
         None => Priority::DEFAULT,
         Some(raw) => Priority::parse(raw).map_err(|e| ApiError::from(e).with_field("X-Priority"))?,
     };
     Ok(Caller { tenant, priority })
 }
 
-fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, ApiError> {
+/// The header names as values: looking up by `&str` parses the name on every request.
+const API_KEY: HeaderName = HeaderName::from_static(API_KEY_HEADER);
+const TENANT: HeaderName = HeaderName::from_static(TENANT_HEADER);
+const PRIORITY: HeaderName = HeaderName::from_static(PRIORITY_HEADER);
+
+fn header_text<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Option<&'h str>, ApiError> {
     headers
         .get(name)
         .map(|v| {
             v.to_str()
-                .map_err(|_| ApiError::bad_request(name, "header is not visible ASCII"))
+                .map_err(|_| ApiError::bad_request(name.as_str(), "header is not visible ASCII"))
         })
         .transpose()
 }

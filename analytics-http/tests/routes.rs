@@ -56,6 +56,39 @@ async fn summary_answers_in_seed_000_shape_under_api_and_v1() {
 }
 
 #[tokio::test]
+async fn a_summary_declares_its_exact_length_on_a_miss_and_on_a_hit() {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let app = seeded().await;
+    let mut bodies = Vec::new();
+    for _ in 0..2 {
+        // The first computes and caches, the second is served from the cached answer's JSON.
+        let uri = format!("/api/analytics/summary?{RANGE}");
+        let response = app
+            .router
+            .clone()
+            .oneshot(request(Method::GET, &uri, Some(KEY_ACME), None))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let declared = axum::body::HttpBody::size_hint(response.body()).exact();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            declared,
+            Some(bytes.len() as u64),
+            "the length hyper writes as Content-Length"
+        );
+        let mut json: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(json["_metadata"]["cached"], bodies.len() == 1);
+        json.as_object_mut().unwrap().remove("_metadata");
+        bodies.push(json);
+    }
+    assert_eq!(bodies[0], bodies[1]);
+}
+
+#[tokio::test]
 async fn summary_accepts_aliases_filters_and_compare_previous() {
     let app = seeded().await;
     let aliased = app

@@ -29,7 +29,7 @@ pub use memo::MemoPolicy;
 pub use owed::SETTLE_EVERY;
 pub use realtime::{REALTIME_WINDOW, Realtime};
 pub use series::{DEFAULT_SERIES_PAGE, MAX_SERIES_PAGE, PaginatedSummary, SeriesPageRequest, SeriesPagination};
-pub use summary::SummaryOptions;
+pub use summary::{SharedJson, SummaryJson, SummaryOptions};
 pub use tenant_stats::TenantCacheStats;
 pub use warm::{MAX_WARM_RANGES, Warmed};
 

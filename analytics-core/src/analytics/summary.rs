@@ -28,7 +28,7 @@ pub(super) struct CachedSummary {
     /// The JSON of `body`, rendered on first use and kept with the memoized decode, so a cached
     /// answer is serialized once, not on every hit (see [`Analytics::summary_json_with`]).
     #[serde(skip)]
-    body_json: OnceLock<Box<[u8]>>,
+    body_json: OnceLock<Arc<[u8]>>,
 }
 
 impl CachedSummary {
@@ -41,13 +41,13 @@ impl CachedSummary {
     }
 
     /// `body` as a JSON object.
-    fn body_json(&self) -> Result<&[u8]> {
+    fn body_json(&self) -> Result<&Arc<[u8]>> {
         if let Some(json) = self.body_json.get() {
             return Ok(json);
         }
-        let json = serde_json::to_vec(&self.body)
+        let json: Arc<[u8]> = serde_json::to_vec(&self.body)
             .map_err(|e| Error::Internal(format!("serializing a summary: {e}")))?
-            .into_boxed_slice();
+            .into();
         Ok(self.body_json.get_or_init(|| json))
     }
 
@@ -65,6 +65,66 @@ impl CachedSummary {
         json.extend_from_slice(body);
         json.extend_from_slice(approximate);
         Ok(json)
+    }
+}
+
+/// A summary as JSON, in the two pieces a server writes one after the other: the
+/// [`head`](Self::head), the cached answer's body, shared by every response served from the same
+/// answer rather than copied into each; and the [`tail`](Self::tail), this response's
+/// `_metadata`. Together they are the bytes `serde_json::to_vec(&summary)` gives.
+#[derive(Debug, Clone)]
+pub struct SummaryJson {
+    head: SharedJson,
+    tail: Vec<u8>,
+}
+
+impl SummaryJson {
+    /// The first piece: the answer's body, its closing brace left off.
+    pub fn head(&self) -> &[u8] {
+        self.head.as_ref()
+    }
+
+    /// The second piece: `_metadata` and the closing brace.
+    pub fn tail(&self) -> &[u8] {
+        &self.tail
+    }
+
+    /// The whole length in bytes.
+    pub fn len(&self) -> usize {
+        self.head.len + self.tail.len()
+    }
+
+    /// Never true: a summary's JSON always has members. (For symmetry with
+    /// [`len`](Self::len).)
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Both pieces, to hand to a writer without copying the head (it lives as long as any
+    /// clone of it).
+    pub fn into_parts(self) -> (SharedJson, Vec<u8>) {
+        (self.head, self.tail)
+    }
+
+    /// The JSON in one buffer (a copy of the head).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut json = Vec::with_capacity(self.len());
+        json.extend_from_slice(self.head());
+        json.extend_from_slice(self.tail());
+        json
+    }
+}
+
+/// JSON bytes shared with a cached answer: cloning is a reference count, not a copy.
+#[derive(Debug, Clone)]
+pub struct SharedJson {
+    bytes: Arc<[u8]>,
+    len: usize,
+}
+
+impl AsRef<[u8]> for SharedJson {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 }
 
@@ -131,13 +191,14 @@ impl Analytics {
         })
     }
 
-    /// [`summary_with`](Self::summary_with)'s answer as JSON: the bytes
-    /// `serde_json::to_vec(&summary)` would give, for servers. The body of a cached answer is
-    /// serialized once and reused by every later hit, so only `_metadata` is serialized per call.
+    /// [`summary_with`](Self::summary_with)'s answer as JSON, for servers: the bytes
+    /// `serde_json::to_vec(&summary)` would give, in two pieces ([`SummaryJson`]). The body of a
+    /// cached answer is serialized once and shared, not copied, by every later hit; only
+    /// `_metadata` is serialized per call.
     ///
     /// # Errors
     /// As [`summary`](Self::summary).
-    pub async fn summary_json_with(&self, query: Query, options: SummaryOptions) -> Result<Vec<u8>> {
+    pub async fn summary_json_with(&self, query: Query, options: SummaryOptions) -> Result<SummaryJson> {
         let answer = self.answer(query, options).await?;
         let metadata = self.metadata(&answer);
         let body = answer.served.cached.body_json()?;
@@ -147,12 +208,17 @@ impl Analytics {
             .strip_suffix(b"}")
             .filter(|open| open.len() > 1)
             .ok_or_else(|| Error::Internal("a summary body is not a non-empty JSON object".into()))?;
-        let mut json = Vec::with_capacity(body.len() + 256);
-        json.extend_from_slice(open);
-        json.extend_from_slice(b",\"_metadata\":");
-        metadata.write_json(&mut json);
-        json.push(b'}');
-        Ok(json)
+        let mut tail = Vec::with_capacity(256);
+        tail.extend_from_slice(b",\"_metadata\":");
+        metadata.write_json(&mut tail);
+        tail.push(b'}');
+        Ok(SummaryJson {
+            head: SharedJson {
+                len: open.len(),
+                bytes: Arc::clone(body),
+            },
+            tail,
+        })
     }
 
     /// Validates, degrades, and answers from the cache or the store.

@@ -11,12 +11,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use crate::query::LoadLevel;
 
-use crate::clock::{Clock, delta, elapsed};
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 
 /// A request's priority, 1 (lowest) to 10 (highest); default 5.
@@ -146,7 +145,8 @@ pub struct LoadSnapshot {
 #[derive(Debug)]
 struct State {
     level: LoadLevel,
-    since: DateTime<Utc>,
+    /// When the level last changed, in microseconds since the epoch.
+    since: i64,
     limit: f64,
     avg_latency_ms: f64,
     completed: u64,
@@ -171,7 +171,8 @@ pub struct LoadShedder {
 #[derive(Debug)]
 pub struct LoadGuard {
     shared: Arc<Shared>,
-    started: DateTime<Utc>,
+    /// When it was admitted, in microseconds since the epoch.
+    started: i64,
     degradation: Degradation,
 }
 
@@ -206,7 +207,7 @@ impl LoadShedder {
         }
         let state = State {
             level: LoadLevel::Normal,
-            since: clock.now(),
+            since: clock.now_micros(),
             limit: f64::from(config.initial_limit),
             avg_latency_ms: 0.0,
             completed: 0,
@@ -228,7 +229,8 @@ impl LoadShedder {
     /// [`Error::Overloaded`] with a retry hint when the current level sheds this priority.
     pub fn admit(&self, priority: Priority) -> Result<LoadGuard> {
         let shared = &self.shared;
-        let now = shared.clock.now();
+        // Microseconds, not `DateTime`: this runs twice per request, and only compares.
+        let now = shared.clock.now_micros();
         let in_flight = shared.in_flight.load(Ordering::Acquire);
         let mut state = shared.lock();
         let level = shared.update_level(&mut state, in_flight, now);
@@ -267,7 +269,7 @@ impl LoadShedder {
         let shared = &self.shared;
         let in_flight = shared.in_flight.load(Ordering::Acquire);
         let mut state = shared.lock();
-        let level = shared.update_level(&mut state, in_flight, shared.clock.now());
+        let level = shared.update_level(&mut state, in_flight, shared.clock.now_micros());
         LoadSnapshot {
             level,
             in_flight,
@@ -285,7 +287,7 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn update_level(&self, state: &mut State, in_flight: u32, now: DateTime<Utc>) -> LoadLevel {
+    fn update_level(&self, state: &mut State, in_flight: u32, now: i64) -> LoadLevel {
         let utilisation = f64::from(in_flight) / state.limit;
         let thresholds = self.config.thresholds;
         let target = LEVELS[thresholds.iter().filter(|t| utilisation >= **t).count()];
@@ -295,7 +297,7 @@ impl Shared {
             state.since = now;
         } else if target < state.level
             && utilisation < thresholds[current - 1] - self.config.hysteresis
-            && now >= state.since + delta(self.config.cooldown)
+            && now.saturating_sub(state.since) >= micros(self.config.cooldown)
         {
             state.level = LEVELS[current - 1];
             state.since = now;
@@ -303,9 +305,9 @@ impl Shared {
         state.level
     }
 
-    fn complete(&self, started: DateTime<Utc>) {
-        let now = self.clock.now();
-        let latency = elapsed(started, now);
+    fn complete(&self, started: i64) {
+        let now = self.clock.now_micros();
+        let latency = Duration::from_micros(u64::try_from(now.saturating_sub(started)).unwrap_or(0));
         let in_flight = self.in_flight.fetch_sub(1, Ordering::AcqRel) - 1;
         let mut state = self.lock();
         let config = &self.config;
@@ -323,6 +325,11 @@ impl Shared {
         state.completed += 1;
         self.update_level(&mut state, in_flight, now);
     }
+}
+
+/// `duration` in microseconds, saturating.
+fn micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
 }
 
 impl LoadGuard {

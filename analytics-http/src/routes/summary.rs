@@ -7,13 +7,13 @@ use analytics_core::query::{Query, Summary};
 use analytics_core::{Analytics, PaginatedSummary, Realtime, SummaryOptions};
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::caller::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::params::{NoParams, PagedSummaryParams, Params, SummaryParams};
 use crate::parsed::ParsedSummaries;
+use crate::summary_body::SummaryBody;
 
 fn options(caller: &Caller, skip_cache: bool) -> SummaryOptions {
     SummaryOptions {
@@ -43,11 +43,7 @@ pub(crate) async fn summary(
         // Boxed: two summaries' state would otherwise make every request's future that large.
         Some(_) => Json(Box::pin(analytics.summary_compared(query, options)).await?).into_response(),
         // The hot path: core renders the JSON from the cached answer's memoized body.
-        None => (
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-            analytics.summary_json_with(query, options).await?,
-        )
-            .into_response(),
+        None => SummaryBody::response(analytics.summary_json_with(query, options).await?),
     })
 }
 

@@ -24,7 +24,7 @@ pub const TENANT_HEADER: &str = "x-tenant-id";
 /// The priority header (1–10) that feeds load shedding.
 pub const PRIORITY_HEADER: &str = "x-priority";
 
-/// The authenticated caller of a tenant-scoped route. Handlers take it as an extractor.
+/// The authenticated caller of a tenant-scoped route. Handlers take it as an extractor, once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     /// The tenant every read and write of the request is scoped to.
@@ -37,7 +37,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+        // Taken, not cloned: a handler takes its caller once, and a clone is a reference count
+        // on the tenant shared by every request of the tenant (a contended cache line).
+        parts.extensions.remove::<Caller>().ok_or_else(|| {
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",

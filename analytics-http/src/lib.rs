@@ -106,52 +106,59 @@
 //! ## Figures
 //! `scripts/bench-http` on the project's 2-core VM (the release server on the embedded default
 //! with 100k seeded events; wrk 2 threads × 64 connections sharing the cores; per auth mode three
-//! alternating 10 s rounds of `/health` and a cached 30-day summary, medians), three runs on
-//! 2026-12-02 (`SUBSCRIBERS=0 scripts/bench-http`), on a host slower and noisier that afternoon
-//! than the morning's (the same binary's `/health` moved between 23k and 41k req/s from round to
-//! round):
+//! alternating 10 s rounds of `/health`, a cached 30-day summary and a 3.4 KB dashboard file,
+//! medians), three runs on 2026-12-02 between 16:29 and 16:40 UTC (`SUBSCRIBERS=0
+//! scripts/bench-http`), on a noisy host (the same binary's `/health` moved between 29,931 and
+//! 46,947 req/s from round to round):
 //!
-//! | auth mode | cached summary | `/health`, same server | summary / `/health` |
-//! |---|---|---|---|
-//! | `--auth header` | 21,172–24,034 req/s | 31,004–35,156 req/s | 67.0–72.6% |
-//! | `--auth api-key` (default) | 20,903–23,389 req/s | 33,354–35,502 req/s | 62.5–65.9% |
+//! | auth mode | cached summary | `/health`, same server | summary / `/health` | 3.4 KB file / `/health` |
+//! |---|---|---|---|---|
+//! | `--auth header` | 22,981–29,232 req/s | 33,035–39,871 req/s | 68.8–73.3% | 80.1–91.1% |
+//! | `--auth api-key` (default) | 23,319–27,932 req/s | 29,931–42,353 req/s | 66.0–78.8% | 86.1–99.2% |
 //!
-//! The same script on that host before the afternoon's changes, one run: 57.7% and 61.2%; that
-//! morning, on a faster host: 68.3–70.3% and 66.6–70.5%. API-key mode costs what header mode
-//! costs: the key's tenant comes from core's memo, not a store look-up per request. An ingest
-//! reaches 1,000 open streams at p99 147.2 ms (p50 126.5 ms, including the 100 ms coalescing
-//! window).
+//! Earlier the same day, before the last changes: 67.0–72.6% and 62.5–65.9% (a slower host),
+//! 68.3–70.3% and 66.6–70.5% (a faster one). API-key mode costs what header mode costs but the
+//! key's hash: the key's tenant comes from core's memo, not a store look-up per request. An
+//! ingest reaches 1,000 open streams at p99 147.2 ms (p50 126.5 ms, including the 100 ms
+//! coalescing window).
 //!
 //! Instructions per request, which repeat where req/s do not (`scripts/instructions-http`:
-//! callgrind, one keep-alive client, 2,000 requests, header mode; two runs each, the server
-//! before the afternoon's changes and after them):
+//! callgrind, one keep-alive client, 2,000 requests per route and mode):
 //!
-//! | | before | after |
-//! |---|---|---|
-//! | `/health` | 44,603–45,393 | 32,656–32,770 |
-//! | cached summary | 71,700–74,116 | 51,752–51,895 |
+//! | | 23a22ea | 20e878e | now |
+//! |---|---|---|---|
+//! | `/health` | 44,603–45,393 | 32,656–32,770 | 32,505–32,573 |
+//! | cached summary, `--auth header` | 71,700–74,116 | 51,752–51,934 | 49,207 |
+//! | cached summary, `--auth api-key` | | 56,556 | 53,647 |
 //!
-//! Where they went: the nine middleware layers were given to `Router::layer` one at a time, and
-//! each wrapped every route in a boxed service that axum clones on every call, with everything
-//! beneath it — a chain of clones quadratic in the layers, a third of `/health`. Composed into one
-//! layer (`tower::ServiceBuilder`), every route got faster: in a side-by-side run of the two
-//! binaries (three rounds, header mode) `/health` 28,676–32,506 → 32,972–40,460 req/s and the
-//! cached summary 21,073–21,695 → 22,235–28,394 req/s. The summary's own steps: the tenant layer
-//! as a tower service rather than `from_fn` (which boxes the next service and a second future per
-//! request); its cache tags made once per parsed query instead of per request; the parsed-request
-//! memo looked up without building a key; foldhash instead of SipHash for the request path's
-//! maps; `_metadata` and the `RateLimit` header written from integers and fixed keys
-//! (71.7k → 67.8k → 54.3k with the middleware → 51.7k).
+//! (Callgrind's CPU has no SHA extensions: the API key's SHA-256 counts about 3.5k instructions
+//! there, which SHA-NI hardware mostly saves.)
 //!
-//! The goal of 80% of `/health` is not met, and making `/health` cheaper moved it further:
-//! the summary's own work (about 19k instructions: the tenant layer's authentication, rate limit
-//! and five limit headers; the cache look-up, load admission and counters; the handler and its
-//! 3.4 KB body) is now a larger share of a cheaper request. Earlier measurements of the rest:
-//! - Not the body alone: a temporary probe route answering the same 3.4 KB of JSON with no work
-//!   measured 97–101% of `/health` on the same server (the faster host).
-//! - Under wrk the summary's shared cache lines (the tenant's limiter slot, reference counts of
-//!   the shared state and of the cached answer, the cache's access recording, counters) cost
-//!   more when both cores serve it at once.
+//! Where they went, 23a22ea → 20e878e: the nine middleware layers were given to `Router::layer`
+//! one at a time, and each wrapped every route in a boxed service that axum clones on every
+//! call, with everything beneath it — a chain of clones quadratic in the layers, a third of
+//! `/health`. Composed into one layer (`tower::ServiceBuilder`), every route got faster. The
+//! summary's own steps: the tenant layer as a tower service rather than `from_fn` (which boxes
+//! the next service and a second future per request); its cache tags made once per parsed query
+//! instead of per request; the parsed-request memo looked up without building a key; foldhash
+//! instead of SipHash for the request path's maps; `_metadata` and the `RateLimit` header written
+//! from integers and fixed keys. 20e878e → now: the tenant layer wraps each handler directly
+//! (`Router::route_layer` boxed the boxed route a second time); header names looked up as
+//! values, not parsed per request; the load shedder on integer microseconds. And one change
+//! the instruction count does not show: the cached answer's JSON goes to hyper shared, not
+//! copied (`summary_body.rs`, over core's [`SummaryJson`](analytics_core::SummaryJson)). Profiled with `perf`
+//! with the server pinned to one core, the copy and its fresh 3.7 KB allocation had been the
+//! largest difference in CPU time between the summary and `/health` (cache misses, not
+//! instructions).
+//!
+//! The goal of 80% of `/health` is not met. The 3.4 KB file shows what the response's size
+//! alone costs (up to a fifth, run to run); the rest is the summary's own work, about 11k
+//! instructions beyond the file's (49.2k against 38.3k; `/health` 32.4k): the tenant layer (authentication, the rate-limit check and
+//! five limit headers, about 3k with their encoding), core's answer (the cache look-up with its
+//! tag versions, load admission and counters, about 4.7k), `_metadata`, and the handler. Under
+//! wrk the summary's shared cache lines (the tenant's limiter slot and counters, reference counts
+//! of the shared state and of the cached answer, the cache's access recording) cost more when
+//! both cores serve it at once.
 //!
 //! What made the cached summary cheap (it started at 29k req/s, 41% of `/health`): mimalloc;
 //! core's memo of decoded cache hits and of their body's JSON, so a hit serializes only

@@ -12,6 +12,7 @@ mod owed;
 mod realtime;
 mod series;
 mod summary;
+mod summary_json;
 mod tenant_stats;
 mod warm;
 
@@ -29,7 +30,8 @@ pub use memo::MemoPolicy;
 pub use owed::SETTLE_EVERY;
 pub use realtime::{REALTIME_WINDOW, Realtime};
 pub use series::{DEFAULT_SERIES_PAGE, MAX_SERIES_PAGE, PaginatedSummary, SeriesPageRequest, SeriesPagination};
-pub use summary::{SharedJson, SummaryJson, SummaryOptions};
+pub use summary::SummaryOptions;
+pub use summary_json::{SharedJson, SummaryJson};
 pub use tenant_stats::TenantCacheStats;
 pub use warm::{MAX_WARM_RANGES, Warmed};
 

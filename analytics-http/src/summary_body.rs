@@ -13,8 +13,9 @@ use http_body::{Frame, SizeHint};
 
 /// A body of two chunks with an exact length (so `Content-Length` is set): the head is the
 /// cached answer's bytes behind a reference count. Copying the 3.4 KB head into a fresh buffer
-/// per request was the cached summary's largest cost after the network itself, measured in
-/// CPU time under wrk (the allocation and the copy miss the cache).
+/// per request was the largest difference in CPU time between the cached summary and `/health`
+/// (`perf`, server pinned to one core under wrk): the allocation and the copy miss the cache,
+/// which instruction counts do not show.
 #[derive(Debug)]
 pub(crate) struct SummaryBody {
     head: Option<Bytes>,

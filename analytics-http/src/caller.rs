@@ -139,7 +139,7 @@ where
     let constant = state.limit_headers().of(class);
     crate::limit_headers::write(
         response.headers_mut(),
-        &decision.header_fields(analytics.clock().now()),
+        &decision.header_fields_at_micros(analytics.clock().now_micros()),
         constant,
     );
     response

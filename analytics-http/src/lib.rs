@@ -186,6 +186,7 @@
 
 mod body;
 mod caller;
+mod compress;
 #[cfg(feature = "dashboard")]
 mod dashboard;
 #[cfg(feature = "demo")]
@@ -340,7 +341,7 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id))
         .layer(from_fn_with_state(state.metrics_handle(), metrics::record_request))
         .layer(from_fn(json_errors))
-        .layer(CompressionLayer::new())
+        .layer(CompressionLayer::new().compress_when(compress::Compressible))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             config.request_timeout,

@@ -82,7 +82,9 @@ pub struct SummaryOptions {
 struct Answer {
     query: Query,
     served: Served,
-    started: DateTime<Utc>,
+    /// When answering started, in microseconds since the Unix epoch (timing the answer needs no
+    /// calendar arithmetic).
+    started_micros: i64,
     plan: Degradation,
     degraded: Vec<String>,
 }
@@ -165,7 +167,8 @@ impl Analytics {
     /// Validates, degrades, and answers from the cache or the store.
     async fn answer(&self, query: Query, options: SummaryOptions) -> Result<Answer> {
         let inner = &self.inner;
-        let started = inner.clock.now();
+        let started_micros = inner.clock.now_micros();
+        let started = DateTime::from_timestamp_micros(started_micros).unwrap_or_else(|| inner.clock.now());
         let guard = inner.load.admit(options.priority)?;
         let plan = guard.degradation();
         let mut degraded = Vec::new();
@@ -181,7 +184,8 @@ impl Analytics {
             query = query.with_breakdowns(false);
         }
 
-        let key = query.cache_key().clone();
+        // Borrowed: only a recomputation needs its own copy (a hit is most requests).
+        let key = query.cache_key();
         let tags = inner.ttl.query_tags_of(&query, started);
         // A cache failure must not fail the query: without a lookup we answer from the store and
         // do not cache (we could not prove which tag versions the answer was computed under).
@@ -189,7 +193,7 @@ impl Analytics {
         // neither read nor fill it (see `owed`).
         self.ensure_settling();
         let lookup = if inner.fence.cache_trusted() {
-            inner.cache.get(query.tenant(), &key, &tags, started).await.ok()
+            inner.cache.get(query.tenant(), key, &tags, started).await.ok()
         } else {
             None
         };
@@ -198,7 +202,7 @@ impl Analytics {
             None => (None, None),
         };
         let hit = hit.filter(|_| !options.skip_cache || plan.prefer_cache);
-        let cached = hit.as_ref().and_then(|h| self.decoded(&key, h).map(|c| (h, c)));
+        let cached = hit.as_ref().and_then(|h| self.decoded(key, h).map(|c| (h, c)));
 
         let served = match cached {
             Some((hit, cached)) if hit.freshness == Freshness::Fresh => Served {
@@ -212,7 +216,7 @@ impl Analytics {
                 if plan.prefer_cache {
                     degraded.push("cache-preferred".to_owned());
                 } else if let Some(versions) = versions {
-                    self.refresh_in_background(query.clone(), key, versions);
+                    self.refresh_in_background(query.clone(), key.clone(), versions);
                 }
                 Served {
                     cached,
@@ -236,7 +240,7 @@ impl Analytics {
             }
             // Boxed: the computation's state is kilobytes; inlined, it would make every
             // request's future that large, hits included (allocated and copied per request).
-            fallback => match Box::pin(self.compute_shared(&query, key, versions, false)).await {
+            fallback => match Box::pin(self.compute_shared(&query, key.clone(), versions, false)).await {
                 Ok(cached) => Served {
                     cached,
                     age: None,
@@ -271,7 +275,7 @@ impl Analytics {
         Ok(Answer {
             query,
             served,
-            started,
+            started_micros,
             plan,
             degraded,
         })
@@ -385,11 +389,12 @@ impl Analytics {
         let Answer {
             query,
             served,
-            started,
+            started_micros,
             plan,
             degraded,
         } = answer;
-        let taken = elapsed(*started, self.inner.clock.now());
+        // Zero if the clock stepped back meanwhile.
+        let taken = Duration::from_micros(u64::try_from(self.inner.clock.now_micros() - started_micros).unwrap_or(0));
         SummaryMetadata {
             load_level: plan.level,
             cached: served.age.is_some(),

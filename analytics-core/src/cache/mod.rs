@@ -30,33 +30,39 @@ use crate::model::tenant::hex;
 use crate::query::Query;
 
 /// A cache tag, scoped to a tenant by every backend call: `tenant`, `date:2024-01-31`,
-/// `month:2024-01`, `realtime`.
+/// `month:2024-01`, `realtime`. Shared text: every cache look-up copies its query's tags with
+/// their versions.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Tag(String);
+pub struct Tag(Arc<str>);
 
 impl Tag {
     /// The tag every entry of a tenant carries; bumping it clears the tenant.
     pub fn tenant() -> Self {
-        Self("tenant".into())
+        Self(Arc::from("tenant"))
     }
     /// The tag of entries whose range reaches the present.
     pub fn realtime() -> Self {
-        Self("realtime".into())
+        Self(Arc::from("realtime"))
     }
     /// The tag of one UTC date.
     pub fn date(date: chrono::NaiveDate) -> Self {
         // Not `date.format("%Y-%m-%d")`: parsing the format string showed in the cached path's
         // profile. Years are within 1970–9999 here, so the widths are exact.
         use chrono::Datelike;
-        Self(format!("date:{:04}-{:02}-{:02}", date.year(), date.month(), date.day()))
+        Self(Arc::from(format!(
+            "date:{:04}-{:02}-{:02}",
+            date.year(),
+            date.month(),
+            date.day()
+        )))
     }
     /// The tag of one whole UTC month.
     pub fn month(year: i32, month: u32) -> Self {
-        Self(format!("month:{year:04}-{month:02}"))
+        Self(Arc::from(format!("month:{year:04}-{month:02}")))
     }
     /// A tag from its text, as a backend reads it back from storage.
     pub fn from_text(text: impl Into<String>) -> Self {
-        Self(text.into())
+        Self(Arc::from(text.into()))
     }
 
     /// The tag's text.
@@ -71,21 +77,22 @@ impl Debug for Tag {
     }
 }
 
-/// A cache key within a tenant's namespace.
+/// A cache key within a tenant's namespace. Shared text: a query keeps its key, and every
+/// cached request clones the query.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct CacheKey(String);
+pub struct CacheKey(Arc<str>);
 
 impl CacheKey {
     /// `summary:` + 128 bits of SHA-256 of the query's canonical text: stable across processes
     /// and versions, so instances sharing a cache agree.
     pub fn for_query(query: &Query) -> Self {
         let digest = Sha256::digest(query.canonical().as_bytes());
-        Self(format!("summary:{}", hex(&digest[..16])))
+        Self(Arc::from(format!("summary:{}", hex(&digest[..16]))))
     }
 
     /// A key from its text (for backends reading keys back, and tests).
     pub fn from_text(text: impl Into<String>) -> Self {
-        Self(text.into())
+        Self(Arc::from(text.into()))
     }
 
     /// The key's text.

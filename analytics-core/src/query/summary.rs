@@ -288,12 +288,28 @@ impl SummaryMetadata {
         out.extend_from_slice(b",\"granularity\":\"");
         out.extend_from_slice(self.granularity.as_str().as_bytes());
         out.extend_from_slice(b"\",\"timezone\":");
-        write_value(out, &self.timezone);
+        write_str(out, &self.timezone);
         out.extend_from_slice(b",\"degraded\":");
-        write_value(out, &self.degraded);
+        if self.degraded.is_empty() {
+            out.extend_from_slice(b"[]");
+        } else {
+            write_value(out, &self.degraded);
+        }
         out.extend_from_slice(b",\"uniqueUsersApproximate\":");
         out.extend_from_slice(flag(self.unique_users_approximate));
         out.push(b'}');
+    }
+}
+
+/// A JSON string: as it is when nothing in it needs escaping (a timezone's name), else through
+/// serde_json.
+fn write_str(out: &mut Vec<u8>, value: &str) {
+    if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f) {
+        out.push(b'"');
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'"');
+    } else {
+        write_value(out, value);
     }
 }
 
@@ -347,7 +363,11 @@ mod tests {
                     age_ms,
                     response_time: [0.0, 0.123_456, 1e-7, 12_345.678][i],
                     granularity,
-                    timezone: ["UTC", "Europe/Berlin", "America/Argentina/Buenos_Aires", "Etc/GMT+5"][i].to_owned(),
+                    // Real names need no escaping; the other case takes the escaping path.
+                    timezone: match age_ms {
+                        None => ["UTC", "Europe/Berlin", "America/Argentina/Buenos_Aires", "Etc/GMT+5"][i].to_owned(),
+                        Some(_) => "quote \" back\\slash \u{1} é".to_owned(),
+                    },
                     degraded,
                     unique_users_approximate: i % 2 == 1,
                 };

@@ -9,8 +9,15 @@ impl RateLimitDecision {
     /// The numbers every rate-limit header is made of, at `now` (seconds rounded up, so a wait
     /// never reads as zero).
     pub fn header_fields(&self, now: DateTime<Utc>) -> RateLimitHeaderFields {
+        self.header_fields_at_micros(now.timestamp_micros())
+    }
+
+    /// [`header_fields`](Self::header_fields) at `now_micros` (microseconds since the Unix
+    /// epoch, as [`Clock::now_micros`](crate::clock::Clock::now_micros) reads it), for a hot path
+    /// that need not build a calendar date.
+    pub fn header_fields_at_micros(&self, now_micros: i64) -> RateLimitHeaderFields {
         // The instant of the reset, rounded up once (rounding both terms would add a second).
-        let reset_at_micros = now.timestamp_micros().saturating_add(micros(self.reset_after));
+        let reset_at_micros = now_micros.saturating_add(micros(self.reset_after));
         let reset_at = reset_at_micros.div_euclid(1_000_000) + i64::from(reset_at_micros.rem_euclid(1_000_000) != 0);
         RateLimitHeaderFields {
             limit: self.limit,

@@ -90,25 +90,40 @@ fn is_json(content_type: &str) -> bool {
 
 /// Deserializes `bytes`, naming the path of the first field that does not fit.
 ///
+/// A body is parsed by plain `serde_json` first and again with `serde_path_to_error` only when
+/// that fails: tracking the path wraps every value's deserialization, which cost about a tenth
+/// of the server's CPU time on a 5,000-event batch (profiled), while a body that fails fails
+/// the same way both times.
+///
 /// # Errors
 /// 400 for malformed JSON; 422 naming the field for content that does not fit `T`.
 pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    match serde_json::from_slice(bytes) {
+        Ok(value) => Ok(value),
+        Err(error) => Err(explain::<T>(bytes, &error)),
+    }
+}
+
+/// The error of a body that `serde_json` refused with `error`, naming where it fails.
+fn explain<T: DeserializeOwned>(bytes: &[u8], error: &serde_json::Error) -> ApiError {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return ApiError::bad_request("body", format!("the body is not valid JSON: {inner}"));
-        }
-        let message = inner.to_string();
-        let field = match unknown_field(&message) {
-            Some(name) if path == "." => name.to_owned(),
-            Some(name) if !path.ends_with(name) => format!("{path}.{name}"),
-            _ if path == "." => "body".to_owned(),
-            _ => path,
-        };
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", message).with_field(field)
-    })
+    let Err(error) = serde_path_to_error::deserialize::<_, T>(&mut deserializer) else {
+        // The value fits; what follows it does not (trailing characters).
+        return ApiError::bad_request("body", format!("the body is not valid JSON: {error}"));
+    };
+    let path = error.path().to_string();
+    let inner = error.into_inner();
+    if inner.is_syntax() || inner.is_eof() {
+        return ApiError::bad_request("body", format!("the body is not valid JSON: {inner}"));
+    }
+    let message = inner.to_string();
+    let field = match unknown_field(&message) {
+        Some(name) if path == "." => name.to_owned(),
+        Some(name) if !path.ends_with(name) => format!("{path}.{name}"),
+        _ if path == "." => "body".to_owned(),
+        _ => path,
+    };
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", message).with_field(field)
 }
 
 /// The name in serde's "unknown field `name`, expected …".
@@ -125,7 +140,6 @@ mod tests {
     #[derive(Debug, serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Batch {
-        #[allow(dead_code)]
         events: Vec<EventInput>,
     }
 
@@ -140,6 +154,11 @@ mod tests {
         assert_eq!(wrong_type.field.as_deref(), Some("events[0].eventType"));
         let top = parse::<Batch>(br#"{"evnts": []}"#).unwrap_err();
         assert_eq!(top.field.as_deref(), Some("evnts"));
+        let trailing = parse::<Batch>(br#"{"events": []} x"#).unwrap_err();
+        assert_eq!(trailing.status, StatusCode::BAD_REQUEST);
+        assert!(trailing.message.contains("trailing"), "{}", trailing.message);
+        let good = parse::<Batch>(br#"{"events": [{"eventType": "x"}]}"#).expect("a valid body parses");
+        assert_eq!(good.events.len(), 1);
         assert!(is_json("application/json; charset=utf-8"));
         assert!(!is_json("text/plain"));
     }

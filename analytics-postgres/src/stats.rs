@@ -5,7 +5,6 @@
 //! (no row locks, no read-modify-write of dense sketches), queries merge whatever rows a period
 //! has, and compaction merges them into one without changing any answer.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use analytics_core::Result;
@@ -179,27 +178,21 @@ impl<'a> HourShare<'a> {
     }
 }
 
-/// A period's share of a batch, ready to write: counts in (dimension, value) order.
+/// A period's share of a batch. Counts stay in hash maps with borrowed keys while hours are
+/// added into days and days into weeks, and are ordered once, when the row is written: ordered
+/// maps of owned keys, merged entry by entry with string comparisons, had been a third of the
+/// server's CPU time on an HTTP ingest (profiled).
 #[derive(Clone)]
 struct Share<'a> {
     events: u64,
-    /// Values borrow from the events, except variant values (`experiment \x1f variant`).
-    counts: BTreeMap<(Dim, Cow<'a, str>), u64>,
+    counts: foldhash::HashMap<(Dim, &'a str), u64>,
+    /// Per (experiment, variant): written as [`Dim::Variant`] values.
+    variants: foldhash::HashMap<(&'a str, &'a str), u64>,
     users: Option<UserSketch>,
 }
 
 impl<'a> Share<'a> {
     fn of_hour(hour: HourShare<'a>) -> Self {
-        let mut counts: BTreeMap<(Dim, Cow<'a, str>), u64> = hour
-            .counts
-            .into_iter()
-            .map(|((dim, value), n)| ((dim, Cow::Borrowed(value)), n))
-            .collect();
-        counts.extend(
-            hour.variants
-                .into_iter()
-                .map(|((experiment, variant), n)| ((Dim::Variant, Cow::Owned(variant_value(experiment, variant))), n)),
-        );
         let users = (!hour.users.is_empty()).then(|| {
             let mut sketch = UserSketch::default();
             for user in hour.users {
@@ -209,7 +202,8 @@ impl<'a> Share<'a> {
         });
         Self {
             events: hour.events,
-            counts,
+            counts: hour.counts,
+            variants: hour.variants,
             users,
         }
     }
@@ -218,7 +212,10 @@ impl<'a> Share<'a> {
     fn add(&mut self, other: &Share<'a>) {
         self.events += other.events;
         for (key, n) in &other.counts {
-            *self.counts.entry(key.clone()).or_insert(0) += n;
+            *self.counts.entry(*key).or_insert(0) += n;
+        }
+        for (key, n) in &other.variants {
+            *self.variants.entry(*key).or_insert(0) += n;
         }
         match (&mut self.users, &other.users) {
             (Some(mine), Some(theirs)) => mine.merge(theirs),
@@ -227,8 +224,20 @@ impl<'a> Share<'a> {
         }
     }
 
+    /// Writes the row, its counts in (dimension, value) order.
     fn write(&self, rows: &mut CopyRows, tenant: &str, key: PeriodKey) {
-        let counts: Vec<(Dim, &str, u64)> = self.counts.iter().map(|((d, v), n)| (*d, v.as_ref(), *n)).collect();
+        let variants: Vec<(String, u64)> = self
+            .variants
+            .iter()
+            .map(|((experiment, variant), n)| (variant_value(experiment, variant), *n))
+            .collect();
+        let mut counts: Vec<(Dim, &str, u64)> = self
+            .counts
+            .iter()
+            .map(|((dim, value), n)| (*dim, *value, *n))
+            .chain(variants.iter().map(|(value, n)| (Dim::Variant, value.as_str(), *n)))
+            .collect();
+        counts.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         write_row(rows, tenant, key, self.events, &counts, self.users.as_ref());
     }
 }

@@ -140,19 +140,40 @@ pub(crate) fn decode_counts(bytes: &[u8]) -> Result<Vec<(Dim, &str, u64)>> {
     postcard::from_bytes(bytes).map_err(|e| corrupt("period counts", e))
 }
 
-/// One hour's share of a batch, borrowing from the batch's events. The maps hash with
-/// `foldhash`: SipHash over every event's five values was a visible share of the client's
-/// ingest time (profiled).
-#[derive(Default)]
-struct HourShare<'a> {
+/// A period's share of a batch, borrowing from the batch's events. Counts are summed in hash
+/// maps with borrowed keys as hours are added into days and days into weeks, and ordered once,
+/// when the row is written; the users are listed and sketched once per row. (Ordered maps of
+/// owned keys merged entry by entry, and hour sketches merged one by one into days and weeks,
+/// had been a third of the server's CPU time on an HTTP ingest, profiled; the maps hash with
+/// `foldhash`, as SipHash over every event's values was a visible share before that.)
+#[derive(Clone)]
+struct Share<'a> {
     events: u64,
     counts: foldhash::HashMap<(Dim, &'a str), u64>,
+    /// Per (experiment, variant): written as [`Dim::Variant`] values.
     variants: foldhash::HashMap<(&'a str, &'a str), u64>,
+    /// Every identified event's user (repeats included: the sketch ignores them).
     users: Vec<&'a str>,
 }
 
-impl<'a> HourShare<'a> {
-    fn add(&mut self, event: &'a Event) {
+impl<'a> Share<'a> {
+    /// The share of `events`, all of one hour.
+    fn of_hour(events: &[&'a Event]) -> Self {
+        // At most five values per event, and far fewer distinct ones in a busy hour.
+        let capacity = (events.len() * 5).min(1024);
+        let mut share = Self {
+            events: 0,
+            counts: foldhash::HashMap::with_capacity_and_hasher(capacity, foldhash::fast::RandomState::default()),
+            variants: foldhash::HashMap::default(),
+            users: Vec::with_capacity(events.len()),
+        };
+        for event in events {
+            share.count(event);
+        }
+        share
+    }
+
+    fn count(&mut self, event: &'a Event) {
         self.events += 1;
         let values = [
             (Dim::Type, Some(event.event_type.as_str())),
@@ -176,37 +197,6 @@ impl<'a> HourShare<'a> {
             self.users.push(user.as_str());
         }
     }
-}
-
-/// A period's share of a batch. Counts stay in hash maps with borrowed keys while hours are
-/// added into days and days into weeks, and are ordered once, when the row is written: ordered
-/// maps of owned keys, merged entry by entry with string comparisons, had been a third of the
-/// server's CPU time on an HTTP ingest (profiled).
-#[derive(Clone)]
-struct Share<'a> {
-    events: u64,
-    counts: foldhash::HashMap<(Dim, &'a str), u64>,
-    /// Per (experiment, variant): written as [`Dim::Variant`] values.
-    variants: foldhash::HashMap<(&'a str, &'a str), u64>,
-    users: Option<UserSketch>,
-}
-
-impl<'a> Share<'a> {
-    fn of_hour(hour: HourShare<'a>) -> Self {
-        let users = (!hour.users.is_empty()).then(|| {
-            let mut sketch = UserSketch::default();
-            for user in hour.users {
-                sketch.insert(user);
-            }
-            sketch
-        });
-        Self {
-            events: hour.events,
-            counts: hour.counts,
-            variants: hour.variants,
-            users,
-        }
-    }
 
     /// Adds another period's share (an hour's to its day's).
     fn add(&mut self, other: &Share<'a>) {
@@ -217,11 +207,7 @@ impl<'a> Share<'a> {
         for (key, n) in &other.variants {
             *self.variants.entry(*key).or_insert(0) += n;
         }
-        match (&mut self.users, &other.users) {
-            (Some(mine), Some(theirs)) => mine.merge(theirs),
-            (mine @ None, Some(theirs)) => *mine = Some(theirs.clone()),
-            (_, None) => {}
-        }
+        self.users.extend_from_slice(&other.users);
     }
 
     /// Writes the row, its counts in (dimension, value) order.
@@ -238,7 +224,14 @@ impl<'a> Share<'a> {
             .chain(variants.iter().map(|(value, n)| (Dim::Variant, value.as_str(), *n)))
             .collect();
         counts.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-        write_row(rows, tenant, key, self.events, &counts, self.users.as_ref());
+        let users = (!self.users.is_empty()).then(|| {
+            let mut sketch = UserSketch::default();
+            for user in &self.users {
+                sketch.insert(user);
+            }
+            sketch
+        });
+        write_row(rows, tenant, key, self.events, &counts, users.as_ref());
     }
 }
 
@@ -247,13 +240,22 @@ impl<'a> Share<'a> {
 /// each day's row is the sum of its hours' and each week's the sum of its days' (a third of the
 /// per-event work of counting every event at every level).
 pub(crate) fn batch_rows(tenant: &str, events: &[&Event]) -> (CopyRows, Vec<PeriodKey>) {
-    let mut hours: BTreeMap<i64, HourShare> = BTreeMap::new();
-    for event in events {
-        hours.entry(HourSpan::hour_of(event.timestamp)).or_default().add(event);
-    }
-    let hours: Vec<(i64, Share)> = hours
-        .into_iter()
-        .map(|(hour, share)| (hour, Share::of_hour(share)))
+    let hour_of = |event: &&Event| HourSpan::hour_of(event.timestamp);
+    // Ingestion passes its events in time order; anyone else gets them sorted here.
+    let sorted: Vec<&Event>;
+    let events = if events.is_sorted_by_key(hour_of) {
+        events
+    } else {
+        sorted = {
+            let mut copy = events.to_vec();
+            copy.sort_by_key(hour_of);
+            copy
+        };
+        &sorted
+    };
+    let hours: Vec<(i64, Share)> = events
+        .chunk_by(|a, b| hour_of(a) == hour_of(b))
+        .map(|run| (hour_of(&run[0]), Share::of_hour(run)))
         .collect();
     let mut days: BTreeMap<i64, Share> = BTreeMap::new();
     for (hour, share) in &hours {
@@ -387,6 +389,13 @@ mod tests {
         ];
         let expected: Vec<(Dim, String, u64)> = expected.iter().map(|(d, v, n)| (*d, v.to_string(), *n)).collect();
         assert_eq!(counts, expected, "sorted by (dimension, value)");
+        // Events out of time order give the same rows.
+        let shuffled: Vec<&Event> = [4, 2, 0, 3, 1].iter().map(|i| &events[*i]).collect();
+        let (rows_of_shuffled, keys_of_shuffled) = batch_rows("t", &shuffled);
+        assert_eq!(keys_of_shuffled, keys);
+        for i in 0..rows.len() {
+            assert_eq!(rows_of_shuffled.fields(i), rows.fields(i), "row {i}");
+        }
         // The hours add up to it.
         let (first_hour, second_hour) = (read(0), read(1));
         assert_eq!(first_hour.0 + second_hour.0, events_of_day);

@@ -90,8 +90,9 @@
 //! hours' (summed in hash maps with borrowed keys and ordered once, when the row is written,
 //! and each period's users sketched once from its list: ordered maps merged entry by entry and
 //! hour sketches merged one by one into days and weeks had been a third of the server's CPU
-//! time on an HTTP ingest, 2026-12-03), and `jsonb` is serialized straight into the stream. Two callers at 10M events went
-//! from 129,999 to 152,896–173,835 events/s ([Figures](crate#figures)).
+//! time on an HTTP ingest, 2026-12-03), and `jsonb` is serialized straight into the stream.
+//! Two callers at 10M events went from 129,999 to 152,896–173,835 events/s
+//! ([Figures](crate#figures)).
 //!
 //! Where a batch's server time goes, from `pg_stat_statements` over one ingest of 1M events
 //! in time order (`INGEST_ONLY=1` of the bench, 10,000-event batches, 2026-12-03): the events'

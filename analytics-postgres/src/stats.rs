@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use analytics_core::Result;
 use analytics_core::model::Event;
 use analytics_core::query::HourSpan;
+use foldhash::HashMapExt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::corrupt;
@@ -163,7 +164,7 @@ impl<'a> Share<'a> {
         let capacity = (events.len() * 5).min(1024);
         let mut share = Self {
             events: 0,
-            counts: foldhash::HashMap::with_capacity_and_hasher(capacity, foldhash::fast::RandomState::default()),
+            counts: foldhash::HashMap::with_capacity(capacity),
             variants: foldhash::HashMap::default(),
             users: Vec::with_capacity(events.len()),
         };
